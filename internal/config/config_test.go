@@ -1,0 +1,108 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/spf13/pflag"
+)
+
+func flags(args ...string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.Int("forks", 10, "")
+	fs.String("limit", "", "")
+	fs.Duration("timeout", 30*time.Second, "")
+	if err := fs.Parse(args); err != nil {
+		panic(err)
+	}
+	return fs
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), FileName)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPrecedence checks flags > env > file > defaults, one key per layer.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "forks: 3\nlimit: fromfile\nhosts: 7\nvariant: node\n")
+	t.Setenv("DEPLOYLAB_FORKS", "4")
+	t.Setenv("DEPLOYLAB_LIMIT", "fromenv")
+	t.Setenv("DEPLOYLAB_LAB_DIR", "/tmp/labenv")
+	c, err := Load(flags("--limit", "fromflag"), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"flag beats env and file", c.Limit, "fromflag"},
+		{"env beats file", c.Forks, 4},
+		{"file beats default", c.Hosts, 7},
+		{"file", c.Variant, "node"},
+		{"env with dash", c.LabDir, "/tmp/labenv"},
+		{"default", c.CacheDir, "/var/cache/deploylab"},
+		{"flag default", c.Timeout, 30 * time.Second},
+		{"file recorded", c.ConfigFile, file},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestNoFile(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	c, err := Load(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConfigFile != "" || c.Forks != 10 || c.Hosts != 1 {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	home, _ := os.UserHomeDir()
+	if c.KnownHosts != filepath.Join(home, ".ssh/known_hosts") {
+		t.Errorf("known-hosts not expanded: %q", c.KnownHosts)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+		flags          []string
+	}{
+		{"unknown key", "forks: 3\nforsk: 4\n", ":2: unknown key \"forsk\"", nil},
+		{"password", "password: x\n", ":1: passwords do not belong", nil},
+		{"bad yaml", "forks: [\n", "deploylab.yaml: ", nil},
+		{"not a mapping", "- a\n", ":1: want a mapping", nil},
+		{"bad type", "forks: many\n", "config: ", nil},
+		{"forks range", "forks: 0\n", "forks 0 is out of range", nil},
+		{"inventory and host", "inventory: a.yaml\nhost: b\n", "cannot be used together", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, tt.file)
+			_, err := Load(flags(tt.flags...), file)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if fail.KindOf(err) != fail.Usage {
+				t.Errorf("kind = %v, want Usage", fail.KindOf(err))
+			}
+		})
+	}
+	if _, err := Load(nil, "/nonexistent/deploylab.yaml"); err == nil || fail.KindOf(err) != fail.Usage {
+		t.Errorf("missing --config file: err = %v", err)
+	}
+}
