@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		env     string
+		code    int
+		out     string // in stdout
+		errText string // in stderr
+	}{
+		{[]string{"--help"}, "", 0, "SIGTERM", ""},
+		{[]string{"-h"}, "", 0, "Exit codes:", ""},
+		{[]string{"--mode", "fast"}, "", 2, "", `unknown mode "fast"`},
+		{[]string{"--port", "x"}, "", 2, "", `bad port "x"`},
+		{nil, "99999", 2, "", `bad port "99999"`},
+		{[]string{"--nope"}, "", 2, "", "flag provided but not defined"},
+		{[]string{"extra"}, "", 2, "", `unexpected argument "extra"`},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, tt.env, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.out) || !strings.Contains(errb.String(), tt.errText) {
+			t.Errorf("run(%q, PORT=%q) = %d, stdout %q, stderr %q; want %d, %q, %q",
+				tt.args, tt.env, code, out.String(), errb.String(), tt.code, tt.out, tt.errText)
+		}
+	}
+}
+
+// TestSignalDrains runs the real binary: SIGTERM during a request lets it
+// finish, then the process exits 0.
+func TestSignalDrains(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sumserver")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--port", "0", "--addr", "127.0.0.1")
+	cmd.Env = append(os.Environ(), "PORT=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		t.Fatal("no startup line")
+	}
+	line := sc.Text()
+	m := regexp.MustCompile(`^App listening on port (\d+) \(addr 127\.0\.0\.1:\d+, mode serial, pid \d+\)$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("startup line %q", line)
+	}
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
+	base := "http://127.0.0.1:" + m[1]
+
+	type result struct {
+		body string
+		err  error
+	}
+	heavy := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/api/1000000000") // ~1 s of loop
+		if err != nil {
+			heavy <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		heavy <- result{string(b), err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-heavy
+	if r.err != nil || r.body != "Final count is 500000000067109000" {
+		t.Errorf("request in flight during SIGTERM: %q, %v", r.body, r.err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit 30 s after SIGTERM")
+	}
+	if out := <-rest; !strings.Contains(out, "stopped") {
+		t.Errorf("stdout after SIGTERM %q, want a stop line", out)
+	}
+	if _, err := http.Get(base + "/"); err == nil {
+		t.Error("still answering after exit")
+	}
+}
