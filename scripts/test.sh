@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh: runs every deploylab test, installing what the tests need first.
+# Run as root on Debian 12: scripts/test.sh  (README: "Run every test").
+# Lab-host tests run for real; they skip only with DEPLOYLAB_SKIP_LAB=1,
+# which CI never sets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+scripts/install-deps.sh
+
+echo "== lab images (cached in ${DEPLOYLAB_CACHE_DIR:-/var/cache/deploylab})"
+go build -o bin/deploylab ./cmd/deploylab
+bin/deploylab lab image --variant base
+bin/deploylab lab image --variant node
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 40m "$@" ./...
