@@ -32,6 +32,8 @@ if [ "$want_all" = 1 ]; then
 		[npm]=npm
 		[wrk]=wrk
 		[soffice]=libreoffice-calc-nogui
+		[wget]=wget
+		[unzip]=unzip
 	)
 fi
 
@@ -58,6 +60,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
 	apt-get update -qq || die "apt-get update failed: check this machine's package sources"
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+fi
+
+# PM2 on this machine: the grading probe is tested against a real PM2 cluster.
+if [ "$want_all" = 1 ] && ! command -v pm2 >/dev/null 2>&1; then
+	say "npm install -g pm2@7"
+	npm install -g --no-audit --no-fund pm2@7 >/dev/null || die "npm install -g pm2@7 failed: check this machine's npm registry settings"
 fi
 
 # Go 1.26 or newer: the module proxy can supply the toolchain to any Go >= 1.21.

@@ -1,0 +1,439 @@
+package checks
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// HostFacts is what was observed on one host, gathered once (by the probe and,
+// with --active, by the active prober) and read by every check.
+type HostFacts struct {
+	// Host is the inventory name or address the facts belong to (set by the
+	// caller, not by the probe).
+	Host string
+	// Reachable is false when the host could not be probed at all; Error says
+	// why. Every check of an unreachable host ends in error.
+	Reachable bool
+	Error     string
+
+	// ProbeVersion is the version line of the probe's output.
+	ProbeVersion string
+	Hostname     string
+	User         string // the user the probe ran as
+	UID          int
+	Kernel       string
+	OS           string // PRETTY_NAME from /etc/os-release
+	CPUs         int
+
+	Listeners []Listener
+	Processes []Process
+	HTTP      []HTTPProbe
+	Files     []File
+	PM2       []PM2Daemon
+	PM2Dumps  []PM2Dump
+	Units     []Unit
+	Tools     []Tool
+	History   []HistoryLine
+	Blocking  []BlockingProbe
+	Commands  []CommandResult
+
+	// Active holds what the active prober observed (nil without --active).
+	Active *ActiveFacts
+
+	// Notes are non-fatal problems the probe met (a tool missing, a
+	// permission denied), shown to the teacher.
+	Notes []string
+}
+
+// Listener is one listening TCP socket.
+type Listener struct {
+	Addr string // local address as printed ("0.0.0.0", "*", "[::]", "127.0.0.1")
+	Port int
+	// PIDs of the processes holding the socket (empty when the probe could
+	// not see them, e.g. other users' processes without root).
+	PIDs []int
+	// Names are the process names ss printed, in PIDs' order.
+	Names []string
+}
+
+// Process is one process on the host.
+type Process struct {
+	PID, PPID int
+	User      string
+	Cmdline   string
+}
+
+// HTTPProbe is one GET the probe made from the host to itself.
+type HTTPProbe struct {
+	Port   int
+	Path   string
+	Status int // 0 when no answer
+	Body   string
+	// Millis is the time to the whole answer; negative when not measured.
+	Millis float64
+	Error  string // why there was no answer (refused, timed out, no client)
+	Method string // curl, wget or devtcp
+}
+
+// File is a project file the probe found (or was asked for), with its start.
+type File struct {
+	Path      string
+	Size      int64
+	Content   string
+	Truncated bool
+}
+
+// PM2Daemon is one running PM2 daemon and what `pm2 jlist` said of it.
+type PM2Daemon struct {
+	PID   int
+	Home  string // PM2_HOME (from the daemon's command line or environment)
+	User  string
+	Apps  []PM2App
+	Error string // why jlist could not be read
+}
+
+// PM2Dump is a saved process list (~/.pm2/dump.pm2), what `pm2 resurrect`
+// restores at boot.
+type PM2Dump struct {
+	Path  string
+	Apps  []PM2App
+	Error string
+}
+
+// PM2App is one process of `pm2 jlist` (or one entry of a dump).
+type PM2App struct {
+	Name     string
+	PMID     int
+	PID      int
+	ExecMode string // "cluster_mode" or "fork_mode"
+	Status   string // "online", "stopped", "errored", …
+	// Instances is what the app was started with ("max", "0", "-1", "2" or "").
+	Instances string
+	Restarts  int
+	Script    string // pm_exec_path
+	Cwd       string
+}
+
+// Unit is a systemd unit's state.
+type Unit struct {
+	Name      string
+	Load      string // loaded, not-found
+	Active    string // active, inactive, failed
+	Sub       string // running, dead, exited
+	Enabled   string // UnitFileState: enabled, disabled, static, …
+	ExecStart string
+	User      string
+}
+
+// Tool is an installed program and its version ("" when unknown).
+type Tool struct {
+	Name    string
+	Version string
+	Path    string
+}
+
+// HistoryLine is one shell history line that mentions a load test or PM2.
+type HistoryLine struct {
+	File string
+	Line string
+}
+
+// BlockingProbe is the browser-tab experiment: a short request sent while a
+// heavy one runs on the same port.
+type BlockingProbe struct {
+	Port        int
+	HeavyPath   string
+	ShortPath   string
+	HeavyStatus int
+	HeavyMillis float64
+	ShortStatus int
+	ShortMillis float64
+	// OffsetMillis is how long after the heavy request the short one was
+	// sent.
+	OffsetMillis float64
+	Error        string
+}
+
+// CommandResult is a command the rubric asked the probe to run.
+type CommandResult struct {
+	Name   string
+	Exit   int
+	Output string
+}
+
+// ActiveFacts are observations that change the host (kill a worker, reload),
+// made only with --active by another component.
+type ActiveFacts struct {
+	Respawn []RespawnObservation
+	Reload  []ReloadObservation
+}
+
+// RespawnObservation: a worker of the server on Port was killed; did a new
+// one take its place?
+type RespawnObservation struct {
+	Port      int
+	KilledPID int
+	NewPID    int
+	Respawned bool
+	After     time.Duration
+	Detail    string
+}
+
+// ReloadObservation: requests sent to Port while the server was reloaded.
+type ReloadObservation struct {
+	Port     int
+	Requests int
+	Failed   int
+	Detail   string
+}
+
+// Server is an app server found on the host: a listening port, the processes
+// serving it, and whether it is a cluster.
+type Server struct {
+	Port int
+	// Owners are the processes holding the listening socket.
+	Owners []Process
+	// Workers are the processes that serve requests (a single server is its
+	// own worker).
+	Workers []Process
+	Cluster bool
+	// Unknown is true when the probe could not see the socket's processes.
+	Unknown bool
+	// Manager says who runs it: "pm2", "systemd <unit>" or "".
+	Manager string
+}
+
+// Role returns "single", "cluster" or "unknown".
+func (s Server) Role() string {
+	switch {
+	case s.Unknown:
+		return "unknown"
+	case s.Cluster:
+		return ServerCluster
+	default:
+		return ServerSingle
+	}
+}
+
+// Describe is a one-line evidence of the server.
+func (s Server) Describe() string {
+	if s.Unknown {
+		return fmt.Sprintf("puerto %d: a la escucha, procesos no visibles", s.Port)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "puerto %d: ", s.Port)
+	for i, o := range s.Owners {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "pid %d %s", o.PID, clip(o.Cmdline, 80))
+	}
+	if s.Cluster {
+		fmt.Fprintf(&b, "; cluster de %d workers", len(s.Workers))
+	} else {
+		b.WriteString("; un solo proceso")
+	}
+	if s.Manager != "" {
+		fmt.Fprintf(&b, " (%s)", s.Manager)
+	}
+	return b.String()
+}
+
+var pm2DaemonRe = regexp.MustCompile(`^PM2 v[0-9.]+[^:]*: God Daemon(?: \((.*)\))?`)
+
+// Servers finds the app servers: listening TCP ports whose processes match
+// appRe (or whose processes cannot be seen), grouped by port, with their
+// workers. Sorted by port.
+func (f *HostFacts) Servers(appRe *regexp.Regexp) []Server {
+	byPID := map[int]Process{}
+	children := map[int][]Process{}
+	for _, p := range f.Processes {
+		byPID[p.PID] = p
+		children[p.PPID] = append(children[p.PPID], p)
+	}
+	ports := map[int][]int{}
+	var order []int
+	for _, l := range f.Listeners {
+		if _, ok := ports[l.Port]; !ok {
+			order = append(order, l.Port)
+			ports[l.Port] = nil
+		}
+		for _, pid := range l.PIDs {
+			if !slices.Contains(ports[l.Port], pid) {
+				ports[l.Port] = append(ports[l.Port], pid)
+			}
+		}
+	}
+	slices.Sort(order)
+	var out []Server
+	for _, port := range order {
+		pids := ports[port]
+		if len(pids) == 0 {
+			if port >= 1024 {
+				out = append(out, Server{Port: port, Unknown: true})
+			}
+			continue
+		}
+		slices.Sort(pids)
+		s := Server{Port: port}
+		app := false
+		for _, pid := range pids {
+			p, ok := byPID[pid]
+			if !ok {
+				p = Process{PID: pid}
+				for _, l := range f.Listeners {
+					if i := slices.Index(l.PIDs, pid); i >= 0 && i < len(l.Names) {
+						p.Cmdline = l.Names[i]
+					}
+				}
+			}
+			s.Owners = append(s.Owners, p)
+			if appRe.MatchString(p.Cmdline) {
+				app = true
+			}
+		}
+		if !app {
+			continue
+		}
+		f.classify(&s, pids, byPID, children)
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, children map[int][]Process) {
+	inSet := func(pid int) bool { return slices.Contains(pids, pid) }
+	// PM2 in cluster mode: its daemon holds the socket; the workers are the
+	// daemon's cluster_mode apps.
+	for _, o := range s.Owners {
+		m := pm2DaemonRe.FindStringSubmatch(o.Cmdline)
+		if m == nil {
+			continue
+		}
+		s.Manager = "pm2"
+		var apps []PM2App
+		for _, d := range f.PM2 {
+			if d.PID == o.PID || d.PID == 0 && (d.Home == m[1] || len(f.PM2) == 1) {
+				for _, a := range d.Apps {
+					if a.ExecMode == "cluster_mode" && a.Status == "online" {
+						apps = append(apps, a)
+					}
+				}
+			}
+		}
+		if len(apps) > 0 {
+			for _, a := range apps {
+				w, ok := byPID[a.PID]
+				if !ok {
+					w = Process{PID: a.PID, PPID: o.PID, Cmdline: "node " + a.Script}
+				}
+				s.Workers = append(s.Workers, w)
+			}
+		} else {
+			s.Workers = children[o.PID]
+		}
+		s.Cluster = len(s.Workers) > 0
+		f.manager(s)
+		return
+	}
+	// Several processes on the socket (SCHED_NONE, reuseport): the workers
+	// are those whose parent is not also on the socket... or, if one is the
+	// parent of the others, the children.
+	if len(pids) > 1 {
+		for _, o := range s.Owners {
+			if !inSet(o.PPID) {
+				hasChild := false
+				for _, c := range children[o.PID] {
+					if inSet(c.PID) {
+						hasChild = true
+					}
+				}
+				if hasChild {
+					continue // a master that also holds the socket
+				}
+			}
+			s.Workers = append(s.Workers, o)
+		}
+		s.Cluster = len(s.Workers) > 1 || len(s.Workers) < len(s.Owners)
+		f.manager(s)
+		return
+	}
+	// One process on the socket: a master with workers of the same program
+	// (Node's round-robin cluster), or a single server.
+	o := s.Owners[0]
+	base := progName(o.Cmdline)
+	for _, c := range children[o.PID] {
+		if base != "" && progName(c.Cmdline) == base {
+			s.Workers = append(s.Workers, c)
+		}
+	}
+	if len(s.Workers) > 0 {
+		s.Cluster = true
+	} else {
+		s.Workers = []Process{o}
+	}
+	f.manager(s)
+}
+
+// manager names what supervises the server: PM2 if an owner descends from a
+// PM2 daemon, a systemd unit whose ExecStart names the owner's program.
+func (f *HostFacts) manager(s *Server) {
+	if s.Manager != "" {
+		return
+	}
+	byPID := map[int]Process{}
+	for _, p := range f.Processes {
+		byPID[p.PID] = p
+	}
+	for _, o := range s.Owners {
+		for p, n := byPID[o.PPID], 0; p.PID != 0 && n < 10; p, n = byPID[p.PPID], n+1 {
+			if pm2DaemonRe.MatchString(p.Cmdline) {
+				s.Manager = "pm2"
+				return
+			}
+		}
+		prog := progName(o.Cmdline)
+		for _, u := range f.Units {
+			if u.Active == "active" && prog != "" && progName(u.ExecStart) == prog && prog != "node" {
+				s.Manager = "systemd " + u.Name
+				return
+			}
+		}
+	}
+}
+
+// progName is the base name of a command line's program ("node" for
+// "/usr/bin/node app.js").
+func progName(cmdline string) string {
+	f := strings.Fields(cmdline)
+	if len(f) == 0 {
+		return ""
+	}
+	p := f[0]
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		p = p[i+1:]
+	}
+	return p
+}
+
+// HTTPAt returns the probe of path on port, if the probe made it.
+func (f *HostFacts) HTTPAt(port int, path string) (HTTPProbe, bool) {
+	for _, h := range f.HTTP {
+		if h.Port == port && h.Path == path {
+			return h, true
+		}
+	}
+	return HTTPProbe{}, false
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

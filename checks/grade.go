@@ -1,0 +1,188 @@
+package checks
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Outcome is a check's result.
+type Outcome string
+
+// The four outcomes (see the package comment for how each is scored).
+const (
+	Pass  Outcome = "pass"
+	Fail  Outcome = "fail"
+	Skip  Outcome = "skip"
+	Error Outcome = "error"
+)
+
+// BenchSummary is one bench result, as the bench package hands it to Grade.
+type BenchSummary struct {
+	Server string // "single" or "cluster"
+	Route  string // "/api/500000"
+	RPS    float64
+	P50us  float64
+	P99us  float64
+	Errors int
+	Tool   string // "loadgen 1.0", "loadtest 8.0.3"
+	// At is when it ran; when a route and server have several results the
+	// latest one counts (the last one given if At is zero).
+	At time.Time
+}
+
+// Report is the grade of one host.
+type Report struct {
+	Host      string
+	Reachable bool
+	// Reason says why the host could not be probed.
+	Reason   string
+	Criteria []CriterionResult
+	// Score is the sum of the scored automatic criteria (manual criteria are
+	// added by the teacher in the spreadsheet).
+	Score float64
+	// NeedsReview is true when some criterion needs the teacher's eye.
+	NeedsReview bool
+	Bench       []BenchSummary
+}
+
+// CriterionResult is the score of one criterion.
+type CriterionResult struct {
+	ID     string
+	Name   string
+	Points float64
+	Manual bool
+	// Score is points × passing weight / (passing + failing weight), rounded
+	// to hundredths; meaningful only when Scored.
+	Score  float64
+	Scored bool
+	// NeedsReview: a check ended in error, or nothing could be checked.
+	NeedsReview bool
+	Checks      []Result
+}
+
+// Result is the outcome of one check, with what was observed.
+type Result struct {
+	ID     string
+	Name   string
+	Kind   Kind
+	Weight float64
+	Outcome
+	// Evidence is what was observed (a body, a process line, a JSON field).
+	Evidence string
+	// Reason explains a fail, skip or error in one line.
+	Reason string
+}
+
+// Grade scores facts (and bench results) against the rubric. It is a pure
+// function: no I/O, the same inputs give the same report.
+func Grade(r *Rubric, facts HostFacts, bench []BenchSummary) Report {
+	rep := Report{Host: facts.Host, Reachable: facts.Reachable, Reason: facts.Error, Bench: bench}
+	if !facts.Reachable && rep.Reason == "" {
+		rep.Reason = "host no sondeado"
+	}
+	env := &evalEnv{r: r, f: &facts, bench: bench}
+	if facts.Reachable {
+		env.servers = facts.Servers(r.AppRe())
+	}
+	for _, c := range r.Criteria {
+		cr := CriterionResult{ID: c.ID, Name: c.Name, Points: c.Points, Manual: c.Manual}
+		if c.Manual {
+			rep.Criteria = append(rep.Criteria, cr)
+			continue
+		}
+		var passW, countW float64
+		for _, ch := range c.Checks {
+			var res Result
+			if !facts.Reachable {
+				res = Result{Outcome: Error, Reason: "host inalcanzable: " + rep.Reason}
+			} else {
+				res = env.eval(&ch)
+			}
+			res.ID, res.Name, res.Kind, res.Weight = ch.ID, ch.Name, ch.Kind, ch.Weight
+			switch res.Outcome {
+			case Pass:
+				passW += ch.Weight
+				countW += ch.Weight
+			case Fail:
+				countW += ch.Weight
+			case Error:
+				cr.NeedsReview = true
+			}
+			cr.Checks = append(cr.Checks, res)
+		}
+		if countW > 0 {
+			cr.Scored = true
+			cr.Score = round2(c.Points * passW / countW)
+			rep.Score += cr.Score
+		} else {
+			cr.NeedsReview = true
+		}
+		if cr.NeedsReview {
+			rep.NeedsReview = true
+		}
+		rep.Criteria = append(rep.Criteria, cr)
+	}
+	rep.Score = round2(rep.Score)
+	return rep
+}
+
+func round2(v float64) float64 {
+	return math.Round(v*100) / 100
+}
+
+// evalEnv is what checks read while grading one host.
+type evalEnv struct {
+	r       *Rubric
+	f       *HostFacts
+	bench   []BenchSummary
+	servers []Server
+}
+
+func (e *evalEnv) eval(c *Check) Result {
+	switch c.Kind {
+	case KindHTTP:
+		return e.http(c)
+	case KindPort:
+		return e.port(c)
+	case KindProcess:
+		return e.process(c)
+	case KindFile:
+		return e.file(c)
+	case KindCommand:
+		return e.command(c)
+	case KindSystemd:
+		return e.systemd(c)
+	case KindPM2:
+		return e.pm2(c)
+	case KindTool:
+		return e.tool(c)
+	case KindHistory:
+		return e.history(c)
+	case KindBench:
+		return e.benchCheck(c)
+	case KindBlocking:
+		return e.blocking(c)
+	case KindRespawn:
+		return e.respawn(c)
+	case KindReload:
+		return e.reload(c)
+	case KindAnyOf:
+		return e.anyOf(c)
+	}
+	return errorf("tipo de comprobación desconocido %q", c.Kind)
+}
+
+func pass(evidence string) Result { return Result{Outcome: Pass, Evidence: evidence} }
+
+func failed(evidence, format string, args ...any) Result {
+	return Result{Outcome: Fail, Evidence: evidence, Reason: fmt.Sprintf(format, args...)}
+}
+
+func errorf(format string, args ...any) Result {
+	return Result{Outcome: Error, Reason: fmt.Sprintf(format, args...)}
+}
+
+func skipf(format string, args ...any) Result {
+	return Result{Outcome: Skip, Reason: fmt.Sprintf(format, args...)}
+}
