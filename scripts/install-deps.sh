@@ -33,6 +33,9 @@ if [ "$want_all" = 1 ]; then
 		[wrk]=wrk
 		[soffice]=libreoffice-calc-nogui
 		[wget]=wget
+		[sudo]=sudo
+		[pgrep]=procps
+		[ss]=iproute2
 		[unzip]=unzip
 	)
 fi

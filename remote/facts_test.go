@@ -1,0 +1,186 @@
+package remote
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestParseFactsGolden parses captured outputs of the facts script
+// (testdata/facts/*.txt) and compares with *.golden.json (-update rewrites).
+func TestParseFactsGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/facts/*.txt")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("want at least 3 samples in testdata/facts, got %d (%v)", len(files), err)
+	}
+	for _, in := range files {
+		name := strings.TrimSuffix(filepath.Base(in), ".txt")
+		t.Run(name, func(t *testing.T) {
+			out, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := ParseFacts(out)
+			if err != nil {
+				t.Fatalf("ParseFacts: %v", err)
+			}
+			got, _ := json.MarshalIndent(f, "", "  ")
+			got = append(got, '\n')
+			golden := strings.TrimSuffix(in, ".txt") + ".golden.json"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("facts differ from %s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+func TestParseFactsIncomplete(t *testing.T) {
+	for _, out := range []string{"", "@@hostname\nvm\n@@os\nID=debian\n", "bash: sh: command not found\n"} {
+		if _, err := ParseFacts([]byte(out)); err == nil {
+			t.Errorf("ParseFacts(%q) succeeded", out)
+		}
+	}
+}
+
+func TestParseSSLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want Listener
+		ok   bool
+	}{
+		{`LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=512,fd=3))`,
+			Listener{Address: "0.0.0.0", Port: 22, Processes: []Process{{"sshd", 512}}}, true},
+		{`LISTEN 0      511                *:3000            *:*    users:(("node",pid=901,fd=18),("node",pid=902,fd=18))`,
+			Listener{Address: "*", Port: 3000, Processes: []Process{{"node", 901}, {"node", 902}}}, true},
+		{`LISTEN 0      4096   127.0.0.53%lo:53        0.0.0.0:*    users:(("systemd-resolve",pid=300,fd=14))`,
+			Listener{Address: "127.0.0.53%lo", Port: 53, Processes: []Process{{"systemd-resolve", 300}}}, true},
+		{`LISTEN 0      128             [::]:22           [::]:*`,
+			Listener{Address: "::", Port: 22}, true},
+		{`LISTEN 0      511   [::ffff:127.0.0.1]:8080         *:*    users:(("PM2 v5.3.0: God",pid=77,fd=20))`,
+			Listener{Address: "::ffff:127.0.0.1", Port: 8080, Processes: []Process{{"PM2 v5.3.0: God", 77}}}, true},
+		{`garbage`, Listener{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseSSLine(tt.line)
+		if ok != tt.ok {
+			t.Errorf("%q: ok=%v", tt.line, ok)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); ok && diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tt.line, diff)
+		}
+	}
+}
+
+func TestGoArch(t *testing.T) {
+	for in, want := range map[string]string{"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "sparc64": ""} {
+		if got := GoArch(in); got != want {
+			t.Errorf("GoArch(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestFactsThisMachine gathers the real facts of this machine, over SSH
+// and locally, and checks them against what Go sees.
+func TestFactsThisMachine(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "not", "yet", "there")
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	kernel := utsString(uts.Release[:])
+	hostname, _ := os.Hostname()
+
+	var results []Facts
+	executors(t, func(t *testing.T, ex Executor) {
+		f, err := ex.Facts(testCtx(t), target)
+		if err != nil {
+			t.Fatalf("Facts: %v", err)
+		}
+		checks := []struct {
+			name string
+			ok   bool
+		}{
+			{"arch", f.Arch == runtime.GOARCH},
+			{"cpus", f.CPUs == runtime.NumCPU()},
+			{"kernel", f.Kernel == kernel},
+			{"hostname", f.Hostname == hostname},
+			{"os", f.OSID != "" && f.OSVersion != ""},
+			{"memory", f.MemTotal > 64<<20},
+			{"user", f.User == currentUser() && f.UID == os.Getuid()},
+			{"sudo", f.Sudo == "root"},
+			{"disk /", f.DiskFree["/"] > 0},
+			{"disk target", f.DiskFree[target] > 0},
+			{"init", f.Init != ""},
+		}
+		for _, c := range checks {
+			if !c.ok {
+				t.Errorf("%s wrong: %+v", c.name, f)
+			}
+		}
+		// The test sshd listens, and as root we see its process.
+		found := false
+		for _, l := range f.ListenersOn(env.sshd.port) {
+			for _, p := range l.Processes {
+				if p.Name == "sshd" && p.PID == env.sshd.cmd.Process.Pid {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("sshd on port %d (pid %d) not among listeners %+v", env.sshd.port, env.sshd.cmd.Process.Pid, f.Listeners)
+		}
+		for _, tool := range FactTools {
+			p, err := exec.LookPath(tool)
+			got := f.Tools[tool]
+			if (err == nil) != got.Present {
+				t.Errorf("%s: present=%v, but LookPath says %q %v", tool, got.Present, p, err)
+			}
+			if got.Present && got.Version == "" {
+				t.Errorf("%s present without a version", tool)
+			}
+		}
+		if node := f.Tools["node"]; node.Present {
+			out, _ := exec.Command("node", "--version").Output()
+			if "v"+node.Version != strings.TrimSpace(string(out)) {
+				t.Errorf("node version %q, node says %q", node.Version, out)
+			}
+		}
+		results = append(results, f)
+	})
+	if len(results) == 2 {
+		a, b := results[0], results[1]
+		a.Home, b.Home = "", "" // the test changes $HOME locally
+		// The sockets may change between the two calls (other tests), not the host.
+		a.Listeners, b.Listeners = nil, nil
+		a.DiskFree, b.DiskFree = nil, nil
+		if diff := cmp.Diff(a, b); diff != "" {
+			t.Errorf("ssh and local facts differ (-ssh +local):\n%s", diff)
+		}
+	}
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}

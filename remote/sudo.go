@@ -1,0 +1,71 @@
+package remote
+
+import (
+	"strings"
+)
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_-+=:,./", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sudoCommand returns the command line running cmd as root, and the stdin to
+// feed it. The password is only ever on stdin: never in the command line.
+// With a password, the command's own stdin is /dev/null so that it cannot
+// read the password when sudo did not need it (NOPASSWD, cached credentials).
+func sudoCommand(cmd, password string) (line string, stdin []byte) {
+	if password == "" {
+		return "sudo -n -- sh -c " + ShellQuote(cmd), nil
+	}
+	return "sudo -S -p '' -- sh -c " + ShellQuote("exec </dev/null\n"+cmd), []byte(password + "\n")
+}
+
+// sudo's own messages when it refuses to run a command.
+var sudoRefusals = []string{
+	"a password is required",
+	"no password was provided",
+	"incorrect password attempt",
+	"Sorry, try again.",
+	"is not in the sudoers file",
+	"is not allowed to execute",
+	"may not run sudo",
+	"a terminal is required",
+	"no tty present",
+}
+
+// sudoRefusal returns a *SudoError (classified) when r shows that sudo
+// itself refused, nil when sudo ran the command (whatever its exit code).
+func sudoRefusal(user, addr string, r Result) error {
+	if r.ExitCode == 0 {
+		return nil
+	}
+	stderr := string(r.Stderr)
+	if r.ExitCode == 127 && strings.Contains(stderr, "sudo") && strings.Contains(stderr, "not found") {
+		return sudoFail(&SudoError{User: user, Address: addr, Reason: "sudo is not installed", Result: r})
+	}
+	if r.ExitCode != 1 {
+		return nil
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		line = strings.TrimSpace(line)
+		for _, m := range sudoRefusals {
+			if strings.Contains(line, m) && (strings.HasPrefix(line, "sudo:") || strings.HasPrefix(line, "Sorry") || strings.HasPrefix(line, user)) {
+				return sudoFail(&SudoError{User: user, Address: addr, Reason: strings.TrimPrefix(line, "sudo: "), Result: r})
+			}
+		}
+	}
+	return nil
+}
