@@ -197,4 +197,6 @@ func openLab(r *rootCmd, c *cobra.Command) (*lab.Lab, error) {
 // exitStatus carries a remote command's exit status out of `lab ssh`.
 type exitStatus struct{ code int }
 
-func (e *exitStatus) Error() string { return fmt.Sprintf("remote command exited with status %d", e.code) }
+func (e *exitStatus) Error() string {
+	return fmt.Sprintf("remote command exited with status %d", e.code)
+}

@@ -80,7 +80,7 @@ func TestNoFile(t *testing.T) {
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name, file, want string
-		flags          []string
+		flags            []string
 	}{
 		{"unknown key", "forks: 3\nforsk: 4\n", ":2: unknown key \"forsk\"", nil},
 		{"password", "password: x\n", ":1: passwords do not belong", nil},
