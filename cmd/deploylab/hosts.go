@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/deploylab/deploylab/internal/config"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/inventory"
+	"github.com/deploylab/deploylab/remote"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// addHostFlags adds the flags that say which hosts to work on and how to
+// reach them, shared by every command that works on hosts. Their values
+// reach the command through config.Load (flag > DEPLOYLAB_* > file).
+// Settings in the inventory win over --user, --key, --known-hosts and
+// --password-env, which fill in what the inventory leaves out (as Ansible's
+// -u does).
+func addHostFlags(c *cobra.Command) {
+	f := c.Flags()
+	f.StringP("inventory", "i", "", "inventory file (YAML or Ansible INI) listing the hosts")
+	f.String("host", "", "one host, [user@]address[:port], instead of an inventory")
+	f.String("limit", "", "only these hosts or groups (Ansible-style patterns: alu0*,!alu05)")
+	f.String("user", "", "SSH user when the inventory gives none (default: your user name)")
+	f.String("key", "", "SSH private key file when the inventory gives none (default: the agent and ~/.ssh/id_*)")
+	f.String("known-hosts", "~/.ssh/known_hosts", "known_hosts file when the inventory gives none")
+	f.Bool("accept-new", false, "trust (and record) the key of a host seen for the first time; a changed key is always refused")
+	f.String("password-env", "", "name of an environment variable holding the SSH password (never the password itself)")
+	f.Int("forks", 10, "how many hosts to work on at once")
+	f.Duration("timeout", 30*time.Second, "time limit for connecting to a host")
+}
+
+// selectHosts reads the inventory (or the one --host) and applies --limit.
+// example is a command line shown when no host was given.
+func selectHosts(cfg *config.Config, example string) ([]inventory.Host, error) {
+	var inv *inventory.Inventory
+	var err error
+	switch {
+	case cfg.Inventory != "":
+		inv, err = inventory.Load(cfg.Inventory)
+	case cfg.Host != "":
+		inv, err = inventory.FromHost(cfg.Host, inventory.Vars{})
+	default:
+		return nil, fail.Errorf(fail.Usage, "e.g. "+example, "no hosts: give --host ADDRESS or -i INVENTORY")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return inv.Select(cfg.Limit)
+}
+
+// remoteHost is how to reach an inventory host: the inventory's settings,
+// and cfg's (flags, environment, file) for what it leaves empty.
+func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
+	pick := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	rh := remote.Host{
+		Name:            h.Name,
+		Address:         h.Address,
+		Port:            h.Port,
+		User:            pick(h.User, cfg.User),
+		KnownHostsFile:  config.ExpandHome(pick(h.KnownHosts, cfg.KnownHosts)),
+		AcceptNew:       cfg.AcceptNew,
+		PasswordEnv:     pick(h.PasswordEnv, cfg.PasswordEnv),
+		SudoPasswordEnv: h.SudoPasswordEnv,
+		Timeout:         cfg.Timeout,
+	}
+	if k := pick(h.Key, cfg.Key); k != "" {
+		rh.KeyFiles = []string{config.ExpandHome(k)}
+	}
+	return rh
+}
+
+// dialOptions are the remote options of this run. When stdin is a
+// terminal, encrypted keys' passphrases and login passwords (for hosts whose
+// key is refused and that have no --password-env) are asked for there: one
+// prompt at a time however many hosts run at once, and a key's passphrase
+// once per run. Elsewhere (scripts, CI) nothing is asked: encrypted keys are
+// skipped and password logins need --password-env.
+func (r *rootCmd) dialOptions() []remote.Option {
+	r.dialOnce.Do(func() { r.dialOpts = r.newDialOptions() })
+	return r.dialOpts
+}
+
+func (r *rootCmd) newDialOptions() []remote.Option {
+	f, ok := r.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var mu sync.Mutex
+	passphrases := map[string][]byte{}
+	askPassphrase, askPassword := remote.TerminalPassphrase(), remote.TerminalPassword()
+	return []remote.Option{
+		remote.WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p, ok := passphrases[keyFile]; ok {
+				return p, nil
+			}
+			p, err := askPassphrase(ctx, keyFile)
+			if err == nil {
+				passphrases[keyFile] = p
+			}
+			return p, err
+		}),
+		remote.WithPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return askPassword(ctx, user, address)
+		}),
+	}
+}
+
+// dial connects to h with this run's dialOptions.
+func (r *rootCmd) dial(ctx context.Context, h remote.Host) (*remote.Client, error) {
+	return remote.Dial(ctx, h, r.dialOptions()...)
+}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/deploylab/deploylab/deploy"
+	"github.com/deploylab/deploylab/internal/config"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/remote"
+	"github.com/spf13/cobra"
+)
+
+// PM2's verbs for what up deployed: ls, logs, reload, restart, stop,
+// start, down, monit.
+
+// flagString reads a string flag c may not have ("" then).
+func flagString(c *cobra.Command, name string) string {
+	s, _ := c.Flags().GetString(name)
+	return s
+}
+
+// serviceArg accepts at most one argument: single, cluster or all.
+func serviceArg(c *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return fail.Errorf(fail.Usage, "usage: "+c.UseLine(), "%s takes at most one service (single, cluster or all), got %d arguments", c.CommandPath(), len(args))
+	}
+	return nil
+}
+
+// verbSetup is what every verb starts with: the configuration, the
+// deployment, the selected services and the targets.
+type verbSetup struct {
+	cfg      *config.Config
+	d        deploy.Deployment
+	services []deploy.Service
+	targets  []deploy.Target
+	names    []string
+	dial     deploy.DialFunc
+}
+
+func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error) {
+	cfg, err := r.load(c)
+	if err != nil {
+		return nil, err
+	}
+	d, err := deploy.NewDeployment(deploy.DeploymentOptions{})
+	if err != nil {
+		return nil, err
+	}
+	arg := ""
+	if len(args) == 1 {
+		arg = args[0]
+	}
+	svcs, err := d.SelectServices(arg)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := selectHosts(cfg, c.CommandPath()+" --host deploy@192.168.1.50")
+	if err != nil {
+		return nil, err
+	}
+	v := &verbSetup{cfg: cfg, d: d, services: svcs,
+		dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}
+	for _, h := range hosts {
+		v.targets = append(v.targets, deploy.Target{Name: h.Name, Host: remoteHost(h, cfg)})
+		v.names = append(v.names, h.Name)
+	}
+	return v, nil
+}
+
+const verbsFoot = `
+SERVICE is single (the single server), cluster (the clustered server) or all
+(the default).`
+
+func newLsCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "ls [SERVICE] (--host HOST | -i INVENTORY)",
+		Aliases: []string{"ps", "status"},
+		Short:   "List the deployed servers per host: status, pid, uptime, restarts, CPU, memory, requests",
+		Long: `List what deploylab up deployed on each host, like pm2 ls: per service its
+mode, status, main pid, uptime, restarts, CPU and memory, and under the
+clustered server each worker with the requests it served. The figures come
+from the supervisor (systemctl show, or pm2 jlist), /proc and the cluster
+master's statistics socket, in one round trip per host.
+` + verbsFoot + `
+
+  deploylab ls --host deploy@192.168.1.50
+  deploylab ls cluster -i clase.yaml --json`,
+		Args: serviceArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := r.verbSetup(c, args)
+			if err != nil {
+				return err
+			}
+			asJSON, _ := c.Flags().GetBool("json")
+			hosts, rc := deploy.Ls(c.Context(), v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial})
+			if asJSON {
+				err = deploy.WriteLsJSON(r.stdout, hosts)
+			} else {
+				err = deploy.WriteLs(r.stdout, hosts)
+			}
+			if err != nil {
+				return err
+			}
+			return rc.Err()
+		},
+	}
+	addHostFlags(c)
+	c.Flags().Bool("json", false, "print JSON (schema deploylab.ls/v1) instead of tables")
+	return c
+}
+
+func newMonitCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "monit [SERVICE] (--host HOST | -i INVENTORY)",
+		Short: "Watch the servers' per-worker figures, refreshed every second, until Ctrl-C",
+		Long: `Show ls's table and refresh it every --interval (1s) until Ctrl-C, like pm2
+monit. On a terminal the screen is redrawn; otherwise (or with --count N)
+plain snapshots are printed one after another, N of them.
+` + verbsFoot,
+		Args: serviceArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := r.verbSetup(c, args)
+			if err != nil {
+				return err
+			}
+			count, _ := c.Flags().GetInt("count")
+			every, _ := c.Flags().GetDuration("interval")
+			if count < 0 {
+				return fail.Errorf(fail.Usage, "give a count of 1 or more (0: until Ctrl-C)", "--count %d is negative", count)
+			}
+			if every < 100*time.Millisecond {
+				return fail.Errorf(fail.Usage, "give an interval of 100ms or more", "--interval %s is too short", every)
+			}
+			tty := isTerminal(r.stdout)
+			ctx := c.Context()
+			for i := 0; count == 0 || i < count; i++ {
+				start := time.Now()
+				hosts, _ := deploy.Ls(ctx, v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial})
+				if ctx.Err() != nil {
+					return nil
+				}
+				if tty {
+					fmt.Fprint(r.stdout, "\033[H\033[2J")
+				} else if i > 0 {
+					fmt.Fprintln(r.stdout)
+				}
+				fmt.Fprintf(r.stdout, "deploylab monit  %s  (Ctrl-C to quit)\n\n", time.Now().Format("15:04:05"))
+				if err := deploy.WriteLs(r.stdout, hosts); err != nil {
+					return err
+				}
+				if count != 0 && i == count-1 {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(max(every-time.Since(start), 0)):
+				}
+			}
+			return nil
+		},
+	}
+	addHostFlags(c)
+	c.Flags().Int("count", 0, "print this many snapshots and exit (0: until Ctrl-C)")
+	c.Flags().Duration("interval", time.Second, "time between refreshes")
+	return c
+}
+
+func newLogsCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "logs [SERVICE] (--host HOST | -i INVENTORY)",
+		Short: "Print the servers' logs (journalctl, or PM2's log files); -f follows them",
+		Long: `Print the last --lines lines of the servers' logs on each host: the units'
+journal under systemd, the apps' log files under PM2. With -f, keep printing
+new lines until Ctrl-C. With several hosts each line starts with the host.
+` + verbsFoot,
+		Args: serviceArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := r.verbSetup(c, args)
+			if err != nil {
+				return err
+			}
+			follow, _ := c.Flags().GetBool("follow")
+			lines, _ := c.Flags().GetInt("lines")
+			if lines < 1 {
+				return fail.Errorf(fail.Usage, "give --lines 1 or more", "--lines %d is not a line count", lines)
+			}
+			return deploy.Logs(c.Context(), v.targets, r.stdout, deploy.LogsOptions{Deployment: v.d, Services: v.services,
+				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1})
+		},
+	}
+	addHostFlags(c)
+	c.Flags().BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
+	c.Flags().IntP("lines", "n", 50, "how many past lines to print per host")
+	return c
+}
+
+func newControlCmd(r *rootCmd, verb deploy.Verb, short, long string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   string(verb) + " [SERVICE] (--host HOST | -i INVENTORY)",
+		Short: short,
+		Long:  long + "\n" + verbsFoot,
+		Args:  serviceArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := r.verbSetup(c, args)
+			if err != nil {
+				return err
+			}
+			o := deploy.ControlOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial}
+			if asJSON, _ := c.Flags().GetBool("json"); !asJSON {
+				o.Observer = newLineProgress(r.stdout, v.names)
+			}
+			rc, err := deploy.Control(c.Context(), v.targets, verb, o)
+			if err != nil {
+				return err
+			}
+			return finishRecap(r, c, rc)
+		},
+	}
+	addHostFlags(c)
+	c.Flags().Bool("json", false, "print the result as JSON instead of a recap")
+	return c
+}
+
+// finishRecap prints the recap (or JSON) and returns the run's error.
+func finishRecap(r *rootCmd, c *cobra.Command, rc *deploy.Recap) error {
+	asJSON, _ := c.Flags().GetBool("json")
+	if asJSON {
+		if err := deploy.WriteJSON(r.stdout, rc); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(r.stdout)
+		if err := deploy.WriteRecap(r.stdout, rc); err != nil {
+			return err
+		}
+	}
+	return rc.Err()
+}
+
+func newDownCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "down (--host HOST | -i INVENTORY)",
+		Short: "Remove what up deployed: services, units, files and users; the host is left as found",
+		Long: `Undo deploylab up on each host: stop and remove the servers (their systemd
+units, or their PM2 apps, the pm2 startup unit and the PM2 user up created),
+remove /opt/deploylab, reload systemd, and check that no unit, file, user or
+process of deploylab is left. A second run changes nothing.
+
+  deploylab down --host deploy@192.168.1.50
+  deploylab down -i clase.yaml --check      # what would be removed`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := r.verbSetup(c, nil)
+			if err != nil {
+				return err
+			}
+			check, _ := c.Flags().GetBool("check")
+			asJSON, _ := c.Flags().GetBool("json")
+			o := deploy.DownOptions{Deployment: v.d, Forks: v.cfg.Forks, Check: check, Dial: v.dial}
+			if !asJSON {
+				o.Observer = newLineProgress(r.stdout, v.names)
+			}
+			rc, err := deploy.Down(c.Context(), v.targets, o)
+			if err != nil {
+				return err
+			}
+			return finishRecap(r, c, rc)
+		},
+	}
+	addHostFlags(c)
+	c.Flags().Bool("check", false, "report what would be removed, remove nothing")
+	c.Flags().Bool("json", false, "print the result as JSON instead of lines and a recap")
+	return c
+}
+
+// newVerbCmds are ls, logs, reload, restart, stop, start, down and monit.
+func newVerbCmds(r *rootCmd) []*cobra.Command {
+	return []*cobra.Command{
+		newLsCmd(r),
+		newLogsCmd(r),
+		newControlCmd(r, deploy.VerbReload, "Reload the servers: zero downtime for the cluster, a restart for the single server",
+			`Reload the servers on each host. The clustered server replaces its workers one
+at a time with the binary now deployed, without failing a request (systemctl
+reload, or SIGHUP through pm2 under PM2); the single server cannot reload, so
+it is restarted, and the task says so.`),
+		newControlCmd(r, deploy.VerbRestart, "Restart the servers", "Restart the servers on each host (systemctl restart, or pm2 restart)."),
+		newControlCmd(r, deploy.VerbStop, "Stop the servers (they stay installed and start again at boot)", "Stop the servers on each host (systemctl stop, or pm2 stop)."),
+		newControlCmd(r, deploy.VerbStart, "Start the servers", "Start the servers on each host (systemctl start, or pm2 start)."),
+		newDownCmd(r),
+		newMonitCmd(r),
+	}
+}

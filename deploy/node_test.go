@@ -1,0 +1,165 @@
+package deploy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploylab/deploylab/internal/fail"
+)
+
+func TestNodeEcosystemGolden(t *testing.T) {
+	n, err := NewNodeDeployment(NodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eco := n.Ecosystem("/home/deploy/deploylab-node")
+	golden(t, "node-ecosystem.config.js.golden", string(eco))
+
+	// Node itself reads it: the two apps, cluster mode with instances 0.
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not installed: install Debian's nodejs package (apt-get install nodejs)")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ecosystem.config.js")
+	if err := os.WriteFile(p, eco, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, "-e", `const c = require(process.argv[1]); console.log(c.apps.map(a => [a.name, a.exec_mode, a.instances, a.env.PORT, a.wait_ready, a.listen_timeout, a.kill_timeout].join(" ")).join("\n"))`, p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node cannot load the ecosystem file: %v: %s", err, out)
+	}
+	want := "deploylab-node-single fork 1 3100 true 10000 3000\ndeploylab-node-cluster cluster 0 3101 true 10000 3000\n"
+	if string(out) != want {
+		t.Errorf("ecosystem as node reads it:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestNewNodeDeploymentErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		o    NodeOptions
+		want string
+	}{
+		{"privileged", NodeOptions{Port: 80}, "--node-port 80 is out of range"},
+		{"same ports", NodeOptions{Port: 4000, ClusterPort: 4000}, "--node-port and --node-cluster-port are both 4000"},
+		{"instances", NodeOptions{Instances: -2}, "--instances -2 is out of range"},
+		{"dir", NodeOptions{Dir: "../etc"}, `node app directory "../etc" is not allowed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewNodeDeployment(tt.o)
+			if err == nil || err.Error() != tt.want || fail.KindOf(err) != fail.Usage {
+				t.Errorf("err = %v (kind %v), want usage error %q", err, fail.KindOf(err), tt.want)
+			}
+		})
+	}
+	n, err := NewNodeDeployment(NodeOptions{})
+	if err != nil || n.Port != 3100 || n.ClusterPort != 3101 || n.AppDir("/home/deploy") != "/home/deploy/deploylab-node" || n.AppDir("/") != "/root/deploylab-node" {
+		t.Errorf("defaults: %+v %v", n, err)
+	}
+	if d := n.Deployment(); d.Supervisor != SupervisorPM2 || len(d.Services) != 2 || d.Services[1].Port != 3101 {
+		t.Errorf("Deployment(): %+v", d)
+	}
+}
+
+func TestParsePM2JList(t *testing.T) {
+	out := `[PM2] Spawning PM2 daemon with pm2_home=/home/deploy/.pm2
+[{"name":"deploylab-node-single","pid":10,"pm_id":0,"monit":{"cpu":0,"memory":50000000},"pm2_env":{"status":"online","exec_mode":"fork_mode","restart_time":0,"pm_exec_path":"/d/app.js","PORT":3100}},
+{"name":"deploylab-node-cluster","pid":11,"pm_id":1,"monit":{"cpu":1,"memory":1},"pm2_env":{"status":"online","exec_mode":"cluster_mode","restart_time":2,"pm_exec_path":"/d/app.js","PORT":"3101"}},
+{"name":"deploylab-node-cluster","pid":12,"pm_id":2,"monit":{"cpu":1,"memory":1},"pm2_env":{"status":"stopped","exec_mode":"cluster_mode","pm_exec_path":"/d/app.js","PORT":"3101"}}]`
+	procs, err := ParsePM2JList(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) != 3 || procs[1].Env.ExecMode != "cluster_mode" || procs[1].Env.RestartTime != 2 || procs[0].Monit.Memory != 50000000 {
+		t.Fatalf("parsed: %+v", procs)
+	}
+	u := &nodeUp{n: NodeDeployment{Port: 3100, ClusterPort: 3101}}
+	if got, want := u.appsState(procs, "/d", 2), "deploylab-node-cluster: 1 of 2 online as wanted (2 processes)"; got != want {
+		t.Errorf("appsState = %q, want %q", got, want)
+	}
+	procs[2].Env.Status = "online"
+	if got := u.appsState(procs, "/d", 2); got != "" {
+		t.Errorf("appsState with all online = %q, want \"\"", got)
+	}
+	if _, err := ParsePM2JList("command not found"); err == nil {
+		t.Error("no error for output without JSON")
+	}
+}
+
+// TestNodeAppRuns runs the embedded app.js with the real Express (the
+// differential peer's node_modules) and asks / and /api/50.
+func TestNodeAppRuns(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not installed: install Debian's nodejs package (apt-get install nodejs)")
+	}
+	mods, _ := filepath.Abs("../payload/sumserver/testdata/express/node_modules")
+	if _, err := os.Stat(filepath.Join(mods, "express")); err != nil {
+		t.Fatalf("express is not installed for the differential peer (cd payload/sumserver/testdata/express && npm ci): %v", err)
+	}
+	dir := t.TempDir()
+	for _, f := range NodeSourceFiles {
+		if err := os.WriteFile(filepath.Join(dir, f), NodeSource(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(mods, filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range []string{"app.js", "app_cluster.js"} {
+		t.Run(script, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, script)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			base := "http://127.0.0.1:" + strconv.Itoa(port)
+			get := func(p string) (int, string, error) {
+				resp, err := http.Get(base + p)
+				if err != nil {
+					return 0, "", err
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b), err
+			}
+			var code int
+			var body string
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if code, body, err = get("/"); err == nil {
+					break
+				}
+			}
+			if err != nil || code != 200 || body != RootBody {
+				t.Fatalf("GET / = %d %q %v", code, body, err)
+			}
+			if code, body, err = get(API50Path); err != nil || code != 200 || body != API50Body {
+				t.Errorf("GET %s = %d %q %v", API50Path, code, body, err)
+			}
+			if code, body, _ = get("/api/12abc"); !strings.Contains(body, "78") {
+				t.Errorf("GET /api/12abc = %d %q, want the practice's parseInt (78)", code, body)
+			}
+		})
+	}
+}
