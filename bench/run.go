@@ -1,0 +1,594 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploylab/deploylab/bench/loadtestfmt"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/payload/loadgen"
+	"github.com/deploylab/deploylab/remote"
+)
+
+// Tools that can generate the load on the host.
+const (
+	// ToolLoadgen is deploylab's load generator, uploaded to the host.
+	ToolLoadgen = "loadgen"
+	// ToolLoadtest is npm's loadtest, the practice's tool, when installed
+	// on the host.
+	ToolLoadtest = "loadtest"
+)
+
+// DefaultRequestTimeout bounds each request of a run whose scenario sets
+// no timeout, so a server that hangs cannot hang the bench.
+const DefaultRequestTimeout = 60 * time.Second
+
+// Target is one host to bench.
+type Target struct {
+	// Name, Address and Student are recorded with every result.
+	Name, Address, Student string
+	// Remote says how to connect.
+	Remote remote.Host
+}
+
+// Options say how to run a plan.
+type Options struct {
+	Plan *Plan
+	// Tool is ToolLoadgen (default) or ToolLoadtest. Warm-ups and the
+	// blocking experiment always use loadgen.
+	Tool string
+	// Loadgen returns the loadgen binary for the host's GOARCH (amd64,
+	// arm64, ...), e.g. from payload.Binaries. Required.
+	Loadgen func(ctx context.Context, goarch string) ([]byte, error)
+	// Dial connects to a target; nil means remote.Dial(ctx, t.Remote).
+	Dial func(ctx context.Context, t Target) (remote.Executor, error)
+	// Store receives every finished run as soon as it finishes. Required.
+	Store *Store
+	// Forks is how many hosts run at once; 0 means 10.
+	Forks int
+	// Progress is told what happens; nil means nothing is shown.
+	Progress Progress
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// HostResult is what one host did.
+type HostResult struct {
+	Target  Target
+	Records []*Record
+	Err     error
+}
+
+// Outcome is the result of Run: every host's runs, in target order.
+type Outcome struct {
+	Batch string
+	Hosts []HostResult
+}
+
+// Records returns every stored run, host by host.
+func (o *Outcome) Records() []*Record {
+	var out []*Record
+	for _, h := range o.Hosts {
+		out = append(out, h.Records...)
+	}
+	return out
+}
+
+// Err summarises the hosts' errors: nil when all succeeded; the error of
+// the only host; or one error counting the failed hosts, of kind
+// Unreachable if one was unreachable (the others were done), Interrupted
+// if the run was cancelled, Failed otherwise.
+func (o *Outcome) Err() error {
+	var errs []HostResult
+	for _, h := range o.Hosts {
+		if h.Err != nil {
+			errs = append(errs, h)
+		}
+	}
+	switch {
+	case len(errs) == 0:
+		return nil
+	case len(o.Hosts) == 1:
+		return errs[0].Err
+	}
+	kind := fail.Failed
+	for _, h := range errs {
+		switch fail.KindOf(h.Err) {
+		case fail.Interrupted:
+			kind = fail.Interrupted
+		case fail.Unreachable, fail.Auth:
+			if kind != fail.Interrupted {
+				kind = fail.Unreachable
+			}
+		}
+	}
+	return fail.Errorf(kind, "", "%d of %d hosts failed", len(errs), len(o.Hosts))
+}
+
+// Run runs opts.Plan on every target (up to opts.Forks at once; on each
+// host the scenarios one after the other, each against every server) and
+// stores each finished run. Cancelling ctx stops the runs in progress; the
+// finished ones are kept. The error is Outcome.Err, or a usage error
+// before anything ran.
+func Run(ctx context.Context, targets []Target, opts Options) (*Outcome, error) {
+	if opts.Plan == nil {
+		opts.Plan = DefaultPlan()
+	}
+	switch opts.Tool {
+	case "":
+		opts.Tool = ToolLoadgen
+	case ToolLoadgen, ToolLoadtest:
+	default:
+		return nil, fail.Errorf(fail.Usage, "use --tool loadgen (default) or --tool loadtest", "unknown tool %q", opts.Tool)
+	}
+	if opts.Store == nil || opts.Loadgen == nil {
+		return nil, errors.New("bench: Options.Store and Options.Loadgen are required")
+	}
+	if len(targets) == 0 {
+		return nil, fail.Errorf(fail.Usage, "give --host or -i", "no hosts to bench")
+	}
+	if opts.Forks <= 0 {
+		opts.Forks = 10
+	}
+	if opts.Progress == nil {
+		opts.Progress = nopProgress{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Dial == nil {
+		opts.Dial = func(ctx context.Context, t Target) (remote.Executor, error) {
+			return remote.Dial(ctx, t.Remote)
+		}
+	}
+	out := &Outcome{Batch: opts.Now().UTC().Format("20060102-150405"), Hosts: make([]HostResult, len(targets))}
+	sem := make(chan struct{}, opts.Forks)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		out.Hosts[i].Target = t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				out.Hosts[i].Err = fail.New(fail.Interrupted, "", fmt.Errorf("%s: %w", t.Name, ctx.Err()))
+				opts.Progress.HostDone(t.Name, out.Hosts[i].Err)
+				return
+			}
+			defer func() { <-sem }()
+			h := &hostRun{opts: &opts, target: t, batch: out.Batch}
+			err := h.run(ctx)
+			if err != nil && ctx.Err() != nil && fail.KindOf(err) == fail.Failed {
+				err = fail.New(fail.Interrupted, "", err)
+			}
+			out.Hosts[i].Records, out.Hosts[i].Err = h.records, err
+			opts.Progress.HostDone(t.Name, err)
+		}()
+	}
+	wg.Wait()
+	opts.Progress.Wait()
+	return out, out.Err()
+}
+
+// hostRun is the bench of one host.
+type hostRun struct {
+	opts                          *Options
+	target                        Target
+	batch                         string
+	exec                          remote.Executor
+	info                          HostInfo
+	facts                         remote.Facts
+	loadgen                       string // path on the host
+	loadtestPath, loadtestVersion string
+	probes                        []serverProbe
+	records                       []*Record
+}
+
+// errorf makes a host error: "alu01: ...".
+func (h *hostRun) errorf(kind fail.Kind, hint, format string, args ...any) error {
+	return fail.Errorf(kind, hint, "%s: %s", h.target.Name, fmt.Sprintf(format, args...))
+}
+
+func (h *hostRun) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if strings.HasPrefix(err.Error(), h.target.Name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", h.target.Name, err)
+}
+
+func (h *hostRun) run(ctx context.Context) error {
+	exec, err := h.opts.Dial(ctx, h.target)
+	if err != nil {
+		return h.wrap(err)
+	}
+	h.exec = exec
+	defer exec.Close()
+	if err := h.setup(ctx); err != nil {
+		return h.wrap(err)
+	}
+	plan := h.opts.Plan
+	type step struct {
+		label    string
+		scenario Scenario
+		probe    *serverProbe // nil: a full URL
+		warmup   bool
+	}
+	var steps []step
+	needServers := false
+	for _, s := range plan.Scenarios {
+		if strings.HasPrefix(s.Route, "/") {
+			needServers = true
+		}
+	}
+	if needServers && plan.Warmup.Requests > 0 {
+		route := plan.Warmup.Route
+		for _, s := range plan.Scenarios {
+			if route == "" && s.Kind == KindLoad && strings.HasPrefix(s.Route, "/") {
+				route = s.Route
+			}
+		}
+		if route == "" {
+			route = "/"
+		}
+		for i := range h.probes {
+			w := Scenario{Name: "warmup", Kind: KindLoad, Route: route, Requests: plan.Warmup.Requests, Concurrency: plan.Warmup.Concurrency}
+			steps = append(steps, step{label: h.probes[i].Name + " warm-up", scenario: w, probe: &h.probes[i], warmup: true})
+		}
+	}
+	for _, s := range plan.Scenarios {
+		if !strings.HasPrefix(s.Route, "/") {
+			steps = append(steps, step{label: s.Name, scenario: s})
+			continue
+		}
+		for i := range h.probes {
+			steps = append(steps, step{label: s.Name + " " + h.probes[i].Name, scenario: s, probe: &h.probes[i]})
+		}
+	}
+	h.opts.Progress.HostStart(h.target.Name, len(steps))
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return h.wrap(fail.New(fail.Interrupted, "", err))
+		}
+		h.opts.Progress.StepStart(h.target.Name, st.label)
+		var rec *Record
+		var err error
+		switch {
+		case st.warmup:
+			err = h.warmup(ctx, st.scenario, st.probe)
+		case st.scenario.Kind == KindBlocking:
+			rec, err = h.blocking(ctx, st.scenario, st.probe)
+		default:
+			rec, err = h.load(ctx, st.scenario, st.probe)
+		}
+		if err == nil && rec != nil {
+			err = h.opts.Store.Save(rec)
+			if err == nil {
+				h.records = append(h.records, rec)
+			}
+		}
+		h.opts.Progress.StepDone(h.target.Name, st.label, rec, err)
+		if err != nil {
+			return h.wrap(err)
+		}
+	}
+	return nil
+}
+
+// setup gathers facts, installs loadgen and checks the servers.
+func (h *hostRun) setup(ctx context.Context) error {
+	f, err := h.exec.Facts(ctx)
+	if err != nil {
+		return err
+	}
+	h.facts = f
+	h.info = HostInfo{
+		Name: h.target.Name, Address: h.target.Address, Student: h.target.Student,
+		CPUs: f.CPUs, Kernel: f.Kernel, Arch: f.Arch, OS: f.OSName, MemTotal: f.MemTotal,
+	}
+	if f.Arch == "" {
+		return h.errorf(fail.Failed, "loadgen runs on amd64, arm64, 386, arm, riscv64, ppc64le and s390x hosts", "machine %q is not supported", f.Machine)
+	}
+	bin, err := h.opts.Loadgen(ctx, f.Arch)
+	if err != nil {
+		return fmt.Errorf("loadgen for %s: %w", f.Arch, err)
+	}
+	home := f.Home
+	if home == "" || home == "/" {
+		home = "/tmp"
+	}
+	h.loadgen = path.Join(home, ".cache/deploylab/bin/loadgen")
+	if _, err := h.exec.WriteFile(ctx, h.loadgen, bin, 0o755); err != nil {
+		return fmt.Errorf("upload loadgen: %w", err)
+	}
+	if h.opts.Tool == ToolLoadtest {
+		t := f.Tools["loadtest"]
+		if !t.Present {
+			return h.errorf(fail.Failed, "install it on the host (sudo npm install -g loadtest) or use --tool loadgen", "loadtest is not installed (not on the PATH)")
+		}
+		h.loadtestPath, h.loadtestVersion = t.Path, t.Version
+	}
+	if len(h.opts.Plan.Servers) == 0 {
+		return nil
+	}
+	res, err := h.exec.Run(ctx, prepScript(h.opts.Plan.Servers))
+	if err != nil {
+		return fmt.Errorf("probe servers: %w", err)
+	}
+	h.probes, err = parsePrep(res.Stdout, h.opts.Plan.Servers)
+	if err != nil {
+		return err
+	}
+	if f.Sudo == "nopasswd" {
+		// The cluster's runtime directory may be closed to other users
+		// (RuntimeDirectoryMode=0750): read the statistics as root then.
+		for i := range h.probes {
+			if c := h.probes[i].StatsCmd; c != "" {
+				h.probes[i].StatsCmd = "{ " + c + " 2>/dev/null || sudo -n " + c + "; }"
+			}
+		}
+	}
+	needServers := false
+	for _, s := range h.opts.Plan.Scenarios {
+		if strings.HasPrefix(s.Route, "/") {
+			needServers = true
+		}
+	}
+	if !needServers {
+		return nil
+	}
+	var missing []string
+	for _, p := range h.probes {
+		switch {
+		case p.ListenKnown && !p.Listening:
+			what := fmt.Sprintf("nothing listens on port %d (%s server)", p.Port, p.Name)
+			if p.UnitLoaded && !p.UnitActive {
+				what += ", " + p.Unit + " is not running"
+			}
+			missing = append(missing, what)
+		}
+	}
+	if len(missing) > 0 {
+		hint := fmt.Sprintf("deploy the servers first: deploylab up --host %s (or -i inventory --limit %s)", h.target.Address, h.target.Name)
+		if len(missing) == len(h.probes) {
+			return h.errorf(fail.Failed, hint, "no deployment: %s", strings.Join(missing, "; "))
+		}
+		return h.errorf(fail.Failed, hint+", or bench the other one with --server", "%s", strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+// serverURL is the URL of route on probe's server, or route itself.
+func serverURL(route string, p *serverProbe) string {
+	if p == nil {
+		return route
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(p.Port) + route
+}
+
+// loadgenCmd is loadgen's command line for a load scenario.
+func (h *hostRun) loadgenCmd(s Scenario, u string) string {
+	timeout := time.Duration(s.Timeout)
+	if timeout == 0 {
+		timeout = DefaultRequestTimeout
+	}
+	cmd := fmt.Sprintf("%s -q --json -n %d -c %d", remote.ShellQuote(h.loadgen), s.Requests, s.Concurrency)
+	if s.KeepAlive {
+		cmd += " -k"
+	}
+	cmd += fmt.Sprintf(" --timeout %d %s", timeout.Milliseconds(), remote.ShellQuote(u))
+	return cmd
+}
+
+// loadtestCmd is npm loadtest's command line, as the practice runs it.
+func (h *hostRun) loadtestCmd(s Scenario, u string) string {
+	cmd := fmt.Sprintf("%s -n %d -c %d", remote.ShellQuote(h.loadtestPath), s.Requests, s.Concurrency)
+	if s.KeepAlive {
+		cmd += " -k"
+	}
+	if s.Timeout > 0 {
+		cmd += fmt.Sprintf(" --timeout %d", time.Duration(s.Timeout).Milliseconds())
+	}
+	return cmd + " " + remote.ShellQuote(u)
+}
+
+// warmup runs a discarded load against the server and checks it answers.
+func (h *hostRun) warmup(ctx context.Context, s Scenario, p *serverProbe) error {
+	u := serverURL(s.Route, p)
+	res, err := h.exec.Run(ctx, "sh -c "+remote.ShellQuote(h.loadgenCmd(s, u)))
+	if err != nil {
+		return fmt.Errorf("warm-up %s: %w", u, err)
+	}
+	r, err := decodeLoadgen(res.Stdout, res.Stderr, res.ExitCode)
+	if err != nil {
+		return fmt.Errorf("warm-up %s: %w", u, err)
+	}
+	return h.checkAnswered(r, u, p)
+}
+
+// checkAnswered refuses a result in which no request got an answer.
+func (h *hostRun) checkAnswered(r *loadgen.Result, u string, p *serverProbe) error {
+	if r.Completed > 0 && r.OK+r.Errors.Status > 0 {
+		return nil
+	}
+	why := "no request got an answer"
+	for _, k := range []string{"connect", "timeout", "read", "write", "protocol", "other"} {
+		if s := r.ErrorSamples[k]; s != "" {
+			why += " (" + s + ")"
+			break
+		}
+	}
+	if p == nil {
+		return h.errorf(fail.Failed, "check the URL: it is requested from the host itself", "%s is unreachable from the host: %s", u, why)
+	}
+	return h.errorf(fail.Failed, fmt.Sprintf("is the %s server running? deploylab up --host %s deploys it", p.Name, h.target.Address), "%s is unreachable from the host: %s", u, why)
+}
+
+// decodeLoadgen reads loadgen --json's output.
+func decodeLoadgen(stdout, stderr []byte, code int) (*loadgen.Result, error) {
+	var r loadgen.Result
+	if err := json.Unmarshal(stdout, &r); err != nil || r.Schema != loadgen.Schema {
+		msg := firstLine(stderr)
+		if msg == "" {
+			msg = firstLine(stdout)
+		}
+		return nil, fmt.Errorf("loadgen failed (exit status %d): %s", code, msg)
+	}
+	return &r, nil
+}
+
+// newRecord starts a record for a run of s against p.
+func (h *hostRun) newRecord(s Scenario, p *serverProbe, u string) *Record {
+	rec := &Record{
+		Schema:   Schema,
+		Batch:    h.batch,
+		At:       h.opts.Now().UTC(),
+		Host:     h.info,
+		Scenario: s,
+		Server:   ServerInfo{Mode: ModeCustom, URL: u},
+	}
+	if p != nil {
+		rec.Server.Mode, rec.Server.Port, rec.Server.Unit = p.Name, p.Port, p.Unit
+	} else if pu, err := url.Parse(u); err == nil {
+		port, _ := strconv.Atoi(pu.Port())
+		rec.Server.Port = port
+		for _, sv := range h.opts.Plan.Servers {
+			host := pu.Hostname()
+			if sv.Port == port && (host == "localhost" || host == "127.0.0.1" || host == "::1") {
+				rec.Server.Mode = sv.Name
+			}
+		}
+	}
+	return rec
+}
+
+// load measures one load scenario against one server.
+func (h *hostRun) load(ctx context.Context, s Scenario, p *serverProbe) (*Record, error) {
+	u := serverURL(s.Route, p)
+	rec := h.newRecord(s, p, u)
+	spec := runSpec{Command: h.loadgenCmd(s, u)}
+	if h.opts.Tool == ToolLoadtest {
+		spec.Command = h.loadtestCmd(s, u)
+	}
+	var roots []int
+	source := ""
+	if p != nil {
+		spec.CPU, source = p.cpuSource()
+		roots = p.rootPIDs()
+		spec.Stats = p.StatsCmd
+	}
+	res, err := h.exec.Run(ctx, runScript(spec))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	secs := sections(res.Stdout)
+	if _, ok := secs["end"]; !ok {
+		return nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", s.Name, res.ExitCode, firstLine(res.Stderr))
+	}
+	code, _ := strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
+	var r *loadgen.Result
+	if h.opts.Tool == ToolLoadtest {
+		r, err = loadtestfmt.Parse(secs["run"], h.loadtestVersion)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest (exit status %d): %w: %s", code, err, firstLine(res.Stderr))
+		}
+		rec.Tool = ToolInfo{Name: ToolLoadtest, Version: h.loadtestVersion, Cores: r.Cores, Path: h.loadtestPath}
+		if r.Cores == 0 && majorVersion(h.loadtestVersion) >= 7 {
+			// loadtest 7+ runs on half the CPUs unless --cores says otherwise.
+			rec.Tool.Cores = max(1, h.info.CPUs/2)
+			rec.Notes = append(rec.Notes, fmt.Sprintf("loadtest did not print its cores; %d assumed (its default: half the CPUs)", rec.Tool.Cores))
+		}
+	} else {
+		r, err = decodeLoadgen(secs["run"], res.Stderr, code)
+		if err != nil {
+			return nil, err
+		}
+		rec.Tool = ToolInfo{Name: r.Tool.Name, Version: r.Tool.Version, Cores: r.Cores, Path: h.loadgen}
+	}
+	rec.Result = r
+	if err := h.checkAnswered(r, u, p); err != nil {
+		return nil, err
+	}
+	before, after := parseSample(secs, "before", roots), parseSample(secs, "after", roots)
+	cpu := &CPU{WallS: round3(after.uptime - before.uptime), MachineS: round3(after.machBusy - before.machBusy), CPUs: h.info.CPUs}
+	t0, ok0 := parseTimes(secs["times before"])
+	t1, ok1 := parseTimes(secs["times after"])
+	if ok0 && ok1 {
+		cpu.ClientS = round3(t1 - t0)
+	}
+	if before.server >= 0 && after.server >= 0 {
+		v := round3(after.server - before.server)
+		cpu.ServerS, cpu.ServerSource = &v, source
+	} else if p != nil {
+		rec.Notes = append(rec.Notes, "server CPU not measured: its processes could not be found (deploy with deploylab up, or give sudo rights to see who listens)")
+	}
+	if cpu.WallS > 0 {
+		rec.CPU = cpu
+	}
+	if p != nil && p.StatsCmd != "" {
+		if after.stats == nil {
+			rec.Notes = append(rec.Notes, "cluster statistics unavailable: "+after.statsError)
+		} else {
+			rec.Workers = workerCounts(before.stats, after.stats)
+			rec.Server.Workers = len(after.stats.Workers)
+		}
+	}
+	return rec, nil
+}
+
+// blocking runs the browser-tab experiment against one server.
+func (h *hostRun) blocking(ctx context.Context, s Scenario, p *serverProbe) (*Record, error) {
+	heavyURL, probeURL := serverURL(s.Route, p), serverURL(s.Probe, p)
+	rec := h.newRecord(s, p, heavyURL)
+	res, err := h.exec.Run(ctx, blockingScript(h.loadgen, heavyURL, probeURL, s.Probes, time.Duration(s.Delay)))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	secs := sections(res.Stdout)
+	if _, ok := secs["end"]; !ok {
+		return nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", s.Name, res.ExitCode, firstLine(res.Stderr))
+	}
+	code, _ := strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
+	probes, err := decodeLoadgen(secs["run"], res.Stderr, code)
+	if err != nil {
+		return nil, fmt.Errorf("blocking probes: %w", err)
+	}
+	if err := h.checkAnswered(probes, probeURL, p); err != nil {
+		return nil, err
+	}
+	hcode, _ := strconv.Atoi(strings.TrimSpace(string(secs["heavyexit"])))
+	heavy, err := decodeLoadgen(secs["heavy"], nil, hcode)
+	if err != nil {
+		return nil, fmt.Errorf("blocking heavy request: %w", err)
+	}
+	rec.Tool = ToolInfo{Name: probes.Tool.Name, Version: probes.Tool.Version, Cores: probes.Cores, Path: h.loadgen}
+	rec.Result, rec.Heavy = probes, heavy
+	return rec, nil
+}
+
+func majorVersion(v string) int {
+	n, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
+	return n
+}
+
+func round3(v float64) float64 {
+	return float64(int64(v*1000+copysignHalf(v))) / 1000
+}
+
+func copysignHalf(v float64) float64 {
+	if v < 0 {
+		return -0.5
+	}
+	return 0.5
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/deploylab/deploylab/bench"
+	"github.com/deploylab/deploylab/internal/config"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/payload"
+	"github.com/deploylab/deploylab/remote"
+)
+
+const benchLong = `Load-test the single and the clustered server on each host, as the practice
+does: the load generator runs on the host itself against localhost, so the
+figures are the VM's, not the network's.
+
+The default plan is the practice's: for each server (single on --port 3000,
+cluster on --cluster-port 3001), /api/500000 -n 1000 -c 100, /api/500000
+-n 10000 -c 100, / -n 10000 -c 100, and the blocking experiment (a request
+to /api/5000000000 and, while it computes, four GET / whose waits are
+measured). --plan runs your own plan (YAML; --print-plan shows the default
+one to start from); --url with -n and -c runs one scenario.
+
+Hosts run in parallel (--forks at a time), the scenarios of a host one after
+the other, each server after a discarded warm-up. The load generator is
+deploylab's loadgen (uploaded to ~/.cache/deploylab/bin on the host, skipped
+when unchanged), or npm's loadtest with --tool loadtest. Around each run the
+client's and the servers' CPU time and the cluster's requests per worker are
+sampled on the host.
+
+Every run is stored as one JSON file (schema deploylab.bench/v1) under
+--results-dir; deploylab grade reads the latest. The table compares single
+and cluster (rps, latency percentiles, errors, speedup, CPU, balance of the
+workers) and, where the single server wins, says why from the figures.
+Ctrl-C stops; the runs already finished are kept and shown.
+
+  deploylab bench --host deploy@192.168.1.50
+  deploylab bench -i clase.yaml --limit alu0* --forks 5
+  deploylab bench --host vm --url /api/500000 -n 5000 -c 50 --server cluster
+  deploylab bench --host vm --tool loadtest
+  deploylab bench --host vm --compare          # Node single/PM2 cluster vs Go single/cluster
+  deploylab bench ls --host alu01
+  deploylab bench show 20261122-103000`
+
+func newBenchCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "bench (--host HOST | -i INVENTORY) [--plan FILE | --url ROUTE -n N -c C]",
+		Short: "Load-test the single and clustered servers on the hosts and compare them",
+		Long:  benchLong,
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if p, _ := c.Flags().GetBool("print-plan"); p {
+				_, err := r.stdout.Write(bench.DefaultPlanYAML())
+				return err
+			}
+			cfg, err := r.load(c)
+			if err != nil {
+				return err
+			}
+			if cmp, _ := c.Flags().GetBool("compare"); cmp {
+				return runCompare(r, c, cfg)
+			}
+			return runBench(r, c, cfg)
+		},
+	}
+	addHostFlags(c)
+	f := c.Flags()
+	f.String("plan", "", "run the scenarios of this plan file (YAML) instead of the practice's")
+	f.Bool("print-plan", false, "print the default plan (to start a plan of your own) and exit")
+	f.String("url", "", "run one scenario: a route (/api/500000) on each server, or a full URL requested from the host")
+	f.IntP("requests", "n", 0, "with --url: number of requests")
+	f.IntP("concurrency", "c", 0, "with --url: concurrent clients")
+	f.BoolP("keepalive", "k", false, "with --url: reuse connections")
+	f.StringSlice("server", nil, "only these servers of the plan: single, cluster")
+	f.String("tool", bench.ToolLoadgen, "load generator on the host: loadgen (deploylab's) or loadtest (npm's, when installed)")
+	f.Int("port", 3000, "port of the single server (default plan)")
+	f.Int("cluster-port", 3001, "port of the clustered server (default plan)")
+	addResultsDirFlag(c)
+	addCompareFlags(c)
+	c.AddCommand(newBenchLsCmd(r), newBenchShowCmd(r))
+	return c
+}
+
+func addResultsDirFlag(c *cobra.Command) {
+	c.Flags().String("results-dir", config.Defaults["results-dir"].(string), "where the results are stored, one JSON file per run")
+}
+
+// benchPlan builds the plan from --plan, --url/-n/-c/-k and --server.
+func benchPlan(c *cobra.Command, cfg *config.Config) (*bench.Plan, error) {
+	f := c.Flags()
+	planFile, _ := f.GetString("plan")
+	route, _ := f.GetString("url")
+	n, _ := f.GetInt("requests")
+	conc, _ := f.GetInt("concurrency")
+	keep, _ := f.GetBool("keepalive")
+	servers, _ := f.GetStringSlice("server")
+	var p *bench.Plan
+	var err error
+	if planFile != "" {
+		if p, err = bench.LoadPlan(planFile); err != nil {
+			return nil, err
+		}
+	} else {
+		p = bench.DefaultPlan()
+		for i := range p.Servers {
+			switch p.Servers[i].Name {
+			case bench.ModeSingle:
+				p.Servers[i].Port = cfg.Port
+			case bench.ModeCluster:
+				p.Servers[i].Port = cfg.ClusterPort
+			}
+		}
+	}
+	if route != "" {
+		if p, err = bench.OneOff(p, route, n, conc, keep); err != nil {
+			return nil, err
+		}
+	} else if f.Changed("requests") || f.Changed("concurrency") || f.Changed("keepalive") {
+		return nil, fail.Errorf(fail.Usage, "e.g. deploylab bench --host vm --url /api/500000 -n 5000 -c 50", "-n, -c and -k go with --url")
+	}
+	var names []string
+	for _, s := range servers {
+		if s != "both" && s != "all" {
+			names = append(names, s)
+		}
+	}
+	return p.WithServers(names)
+}
+
+func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
+	tool, _ := c.Flags().GetString("tool")
+	if tool != bench.ToolLoadgen && tool != bench.ToolLoadtest {
+		return fail.Errorf(fail.Usage, "use --tool loadgen (default) or --tool loadtest", "unknown tool %q", tool)
+	}
+	plan, err := benchPlan(c, cfg)
+	if err != nil {
+		return err
+	}
+	store, err := openResults(c, cfg)
+	if err != nil {
+		return err
+	}
+	hosts, err := selectHosts(cfg, "deploylab bench --host deploy@192.168.1.50")
+	if err != nil {
+		return err
+	}
+	targets := make([]bench.Target, 0, len(hosts))
+	for _, h := range hosts {
+		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
+	}
+	out, runErr := bench.Run(c.Context(), targets, bench.Options{
+		Plan:  plan,
+		Tool:  tool,
+		Store: store,
+		Forks: cfg.Forks,
+		Dial: func(ctx context.Context, t bench.Target) (remote.Executor, error) {
+			return r.dial(ctx, t.Remote)
+		},
+		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
+			bins, err := payload.Binaries(ctx, goarch)
+			if err != nil {
+				return nil, err
+			}
+			b, ok := bins[payload.Loadgen]
+			if !ok {
+				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
+			}
+			return b, nil
+		},
+		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
+	})
+	if out == nil {
+		return runErr
+	}
+	if recs := out.Records(); len(recs) > 0 {
+		fmt.Fprintln(r.stdout)
+		if err := bench.WriteReport(r.stdout, recs); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "\n%d runs stored in %s (deploylab bench show %s)\n", len(recs), store.Dir(), out.Batch)
+	}
+	if len(out.Hosts) > 1 {
+		// One line per failed host; the exit error counts them.
+		for _, h := range out.Hosts {
+			if h.Err == nil {
+				continue
+			}
+			fmt.Fprintf(r.stderr, "%v\n", h.Err) // already "host: ..."
+			if hint := fail.HintOf(h.Err); hint != "" {
+				fmt.Fprintf(r.stderr, "%s: hint: %s\n", h.Target.Name, hint)
+			}
+		}
+	}
+	return runErr
+}
+
+func writerIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func openResults(c *cobra.Command, cfg *config.Config) (*bench.Store, error) {
+	return bench.OpenStore(config.ExpandHome(cfg.ResultsDir))
+}
+
+func newBenchLsCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "ls [--host NAME]",
+		Short: "List the stored bench results",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := r.load(c)
+			if err != nil {
+				return err
+			}
+			store, err := openResults(c, cfg)
+			if err != nil {
+				return err
+			}
+			runs, err := store.List(cfg.Host)
+			if err != nil {
+				return err
+			}
+			if len(runs) == 0 {
+				fmt.Fprintf(r.stderr, "no results in %s\n", store.Dir())
+				return nil
+			}
+			tw := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tWHEN\tHOST\tSERVER\tSCENARIO\tTOOL\tRPS\tP99\tERRORS")
+			for _, x := range runs {
+				p99 := "-"
+				if l := x.Result.Latency; l != nil {
+					p99 = fmt.Sprintf("%.1f ms", l.P99/1000)
+				}
+				if x.Scenario.Kind == bench.KindBlocking && x.Result.Latency != nil {
+					p99 = fmt.Sprintf("waited %.1f ms", x.Result.Latency.Max/1000)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%d\n", x.ID, x.At.Local().Format("2006-01-02 15:04"), x.Host.Name,
+					x.Server.Mode, x.Scenario.Describe(), strings.TrimSpace(x.Tool.Name+" "+x.Tool.Version), x.Result.RPS, p99, x.Result.Errors.Total)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().String("host", "", "only this host's results (its inventory name)")
+	addResultsDirFlag(c)
+	return c
+}
+
+func newBenchShowCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a stored run, or a whole bench (its batch ID) as the comparison table",
+		Args:  exactArgs(1, "one result or batch ID (see deploylab bench ls)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := r.load(c)
+			if err != nil {
+				return err
+			}
+			store, err := openResults(c, cfg)
+			if err != nil {
+				return err
+			}
+			asJSON, _ := c.Flags().GetBool("json")
+			runs, err := store.Batch(args[0])
+			if err != nil {
+				return err
+			}
+			if len(runs) == 0 {
+				run, err := store.Load(args[0])
+				if err != nil {
+					return err
+				}
+				runs = []*bench.Record{run}
+			}
+			if asJSON {
+				enc := json.NewEncoder(r.stdout)
+				enc.SetEscapeHTML(false)
+				enc.SetIndent("", "  ")
+				if len(runs) == 1 {
+					return enc.Encode(runs[0])
+				}
+				return enc.Encode(runs)
+			}
+			if err := bench.WriteReport(r.stdout, runs); err != nil {
+				return err
+			}
+			if len(runs) == 1 {
+				x := runs[0]
+				fmt.Fprintf(r.stdout, "\nid %s, at %s, url %s\n", x.ID, x.At.Local().Format("2006-01-02 15:04:05"), x.Server.URL)
+				for _, n := range append(x.Notes, x.Result.Notes...) {
+					fmt.Fprintf(r.stdout, "note: %s\n", n)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().Bool("json", false, "print the stored JSON document(s)")
+	addResultsDirFlag(c)
+	return c
+}
