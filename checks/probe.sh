@@ -182,7 +182,10 @@ if [ -z "$PM2BIN" ]; then
 	done
 fi
 MYUID=$(id -u 2>/dev/null)
-grep 'PM2 v[0-9.]*.*: God Daemon' "$T/ps" 2>/dev/null | while read -r pid ppid user rest; do
+# PM2 daemons: the process title starts with "PM2 vX.Y.Z: God Daemon" (a
+# command line merely containing those words, such as a shell's, is not one).
+awk '$4 == "PM2" && $5 ~ /^v[0-9.]+:$/ && $6 == "God" && $7 == "Daemon"' "$T/ps" 2>/dev/null >"$T/pm2d"
+while read -r pid ppid user rest; do
 	home=$(printf '%s\n' "$rest" | sed -n 's/.*God Daemon (\(.*\)).*/\1/p')
 	if [ -z "$home" ] && [ -r "/proc/$pid/environ" ]; then
 		# the title is cut to the length of the original command line
@@ -218,12 +221,12 @@ grep 'PM2 v[0-9.]*.*: God Daemon' "$T/ps" 2>/dev/null | while read -r pid ppid u
 	else
 		echo "error: the daemon belongs to $user; the probe runs as $(id -un) (use sudo)"
 		continue
-	fi || echo "error: pm2 jlist failed: $(head -c 300 "$T/pm2err" | tr '\n' ' ')"
+	fi </dev/null || echo "error: pm2 jlist failed: $(head -c 300 "$T/pm2err" | tr '\n' ' ')"
 	echo
-done
+done <"$T/pm2d"
 {
 	for h in $HOMES; do echo "$h/.pm2/dump.pm2"; done
-	sed -n 's/.*PM2 v[0-9.]*.*: God Daemon (\(.*\)).*/\1\/dump.pm2/p' "$T/ps" 2>/dev/null
+	sed -n 's/.*PM2 v[0-9.]*.*: God Daemon (\(.*\)).*/\1\/dump.pm2/p' "$T/pm2d" 2>/dev/null
 	[ -f "$T/pm2homes" ] && sed 's/$/\/dump.pm2/' "$T/pm2homes"
 } | awk '!seen[$0]++' | while IFS= read -r f; do
 	[ -r "$f" ] || continue

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deploylab/deploylab"
+	"github.com/deploylab/deploylab/bench"
+	"github.com/deploylab/deploylab/checks"
+	"github.com/deploylab/deploylab/grade"
+	"github.com/deploylab/deploylab/internal/config"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/inventory"
+	"github.com/deploylab/deploylab/remote"
+	"github.com/deploylab/deploylab/report"
+)
+
+const gradeLong = `Grade every student's VM into a spreadsheet.
+
+For each host (in parallel, --forks at a time, each within --host-timeout) it
+connects over SSH, observes the host once (one batched round trip: processes,
+listening ports, HTTP answers, the blocking experiment, PM2, systemd units,
+project files, shell history), runs the rubric's checks, adds the latest
+results of deploylab bench, and scores each criterion. It grades a student's
+hand-made deployment (Node + Express + cluster + PM2 + loadtest) and
+deploylab's own the same way.
+
+--out notas.xlsx has the sheets Notas (one row per student; the manual criteria
+are typed there by the teacher and kept when grading again), Detalle (every
+check with what was observed), Bench and Rúbrica. --csv writes the grades in
+the shape Moodle imports; --feedback DIR writes one text per student saying
+why each point was won or lost.
+
+--active also runs the checks that disturb the host: a worker is killed (does
+it come back?) and the server is reloaded under load (are requests lost?).
+
+An unreachable host still gets its row, marked for review; the exit code is
+then 3. The outputs are checked before any host is visited. Ctrl-C writes the
+rows finished so far.
+
+  deploylab grade -i clase.yaml --out notas.xlsx --csv notas.csv --feedback informes/
+  deploylab grade --host deploy@192.168.1.50 --out notas.xlsx --active`
+
+func newGradeCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "grade --out notas.xlsx (-i inventory | --host HOST)",
+		Short: "Grade the students' VMs into a spreadsheet (and a gradebook CSV)",
+		Long:  gradeLong,
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := r.load(c)
+			if err != nil {
+				return err
+			}
+			return runGrade(r, c, cfg)
+		},
+	}
+	f := c.Flags()
+	addHostFlags(c)
+	f.StringP("out", "o", "", "the spreadsheet to write (notas.xlsx); manual marks in an existing one are kept")
+	f.String("csv", "", "also write the grades as a CSV in Moodle's import shape")
+	f.String("feedback", "", "also write one feedback text per student in this directory")
+	f.String("rubric", "", "the rubric to grade with (default: the built-in rubric.yaml)")
+	f.Bool("active", false, "also run the checks that disturb the host (kill a worker, reload under load)")
+	f.Duration("host-timeout", grade.DefaultHostTimeout, "time limit for one host's whole visit")
+	f.String("results-dir", fmt.Sprint(config.Defaults["results-dir"]), "where deploylab bench stored its results (the latest per host are graded)")
+	f.String("gradebook-id", "auto", "the CSV's identifying column: email, idnumber, or auto (email when every student has one)")
+	return c
+}
+
+// gradeTargets turns the configured hosts into grade targets.
+func gradeTargets(cfg *config.Config) ([]grade.Target, error) {
+	hosts, err := selectHosts(cfg, "deploylab grade -i clase.yaml --out notas.xlsx")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]grade.Target, len(hosts))
+	for i, h := range hosts {
+		out[i] = grade.Target{Host: remoteHost(h, cfg), Student: studentOf(h)}
+	}
+	return out, nil
+}
+
+// studentOf reads the student of an inventory host: its id is an email when
+// it has an @, a gradebook id number otherwise.
+func studentOf(h inventory.Host) report.Student {
+	s := report.Student{Name: h.Student, Host: h.Name}
+	if strings.Contains(h.ID, "@") {
+		s.Email = h.ID
+	} else {
+		s.ID = h.ID
+	}
+	return s
+}
+
+// gradebookID chooses the CSV's identifying column.
+func gradebookID(setting string, ts []grade.Target) report.IDColumn {
+	switch setting {
+	case "email":
+		return report.ByEmail
+	case "idnumber":
+		return report.ByIDNumber
+	}
+	for _, t := range ts {
+		if t.Student.Email == "" {
+			for _, t := range ts {
+				if t.Student.ID == "" {
+					return report.ByEmail // let the writer name who lacks one
+				}
+			}
+			return report.ByIDNumber
+		}
+	}
+	return report.ByEmail
+}
+
+func loadRubric(path string) (*checks.Rubric, error) {
+	if path == "" {
+		return checks.ParseRubric(deploylab.DefaultRubricName, deploylab.DefaultRubric)
+	}
+	return checks.LoadRubric(path)
+}
+
+func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
+	f := c.Flags()
+	out, _ := f.GetString("out")
+	csvPath, _ := f.GetString("csv")
+	fbDir, _ := f.GetString("feedback")
+	active, _ := f.GetBool("active")
+	if out == "" {
+		return fail.Errorf(fail.Usage, "e.g. deploylab grade -i clase.yaml --out notas.xlsx", "--out is required")
+	}
+	rubric, err := loadRubric(cfg.Rubric)
+	if err != nil {
+		return err
+	}
+	targets, err := gradeTargets(cfg)
+	if err != nil {
+		return err
+	}
+	auto := 0.0
+	for _, cr := range rubric.Automatic() {
+		auto += cr.Points
+	}
+	benchSrc, err := gradeBenchSource(cfg)
+	if err != nil {
+		return err
+	}
+	opts := grade.Options{
+		Rubric: rubric, Targets: targets, Forks: cfg.Forks, HostTimeout: cfg.HostTimeout, Active: active,
+		Bench: benchSrc,
+		Dial:  func(ctx context.Context, h remote.Host) (grade.Runner, error) { return r.dial(ctx, h) },
+		Out:   out, CSV: csvPath, FeedbackDir: fbDir,
+		CSVOptions: report.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
+		Warn:       r.stderr,
+	}
+	width := 4
+	for _, t := range targets {
+		width = max(width, len(t.Student.Host))
+	}
+	opts.Progress = func(h grade.HostResult) {
+		printGradeLine(r.stdout, width, h, auto)
+	}
+	sum, err := grade.Run(c.Context(), opts)
+	if sum != nil {
+		printGradeSummary(r.stdout, sum)
+	}
+	return err
+}
+
+// gradeBenchSource opens the bench results store (results-dir); a directory
+// that does not exist means no bench has been run (the bench checks are then
+// skipped).
+func gradeBenchSource(cfg *config.Config) (grade.BenchSource, error) {
+	dir := config.ExpandHome(cfg.ResultsDir)
+	if st, err := os.Stat(dir); dir == "" || err != nil || !st.IsDir() {
+		return nil, nil
+	}
+	s, err := bench.OpenStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func printGradeLine(w io.Writer, width int, h grade.HostResult, auto float64) {
+	rep := h.Row.Report
+	var s string
+	switch {
+	case h.Interrupted:
+		s = "interrupted"
+	case !rep.Reachable:
+		s = "unreachable: " + rep.Reason
+	default:
+		s = fmt.Sprintf("%s/%s", fmtPoints(rep.Score), fmtPoints(auto))
+		if rep.NeedsReview {
+			s += "  needs review"
+		}
+	}
+	fmt.Fprintf(w, "%-*s  %s  (%.1fs)\n", width, h.Row.Host, s, h.Elapsed.Seconds())
+}
+
+func fmtPoints(v float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".")
+}
+
+func printGradeSummary(w io.Writer, sum *grade.Summary) {
+	var parts []string
+	if n := sum.Unreachable(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d unreachable", n))
+	}
+	if n := sum.Interrupted(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d not graded (interrupted)", n))
+	}
+	line := fmt.Sprintf("graded %d of %d hosts in %.1fs", sum.Graded(), len(sum.Hosts), sum.Elapsed.Seconds())
+	if len(parts) > 0 {
+		line += " (" + strings.Join(parts, ", ") + ")"
+	}
+	fmt.Fprintln(w, line)
+	if len(sum.Written) > 0 {
+		fmt.Fprintf(w, "wrote %s\n", strings.Join(sum.Written, ", "))
+	}
+}
