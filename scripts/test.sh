@@ -23,4 +23,8 @@ fi
 go vet ./...
 
 echo "== go test"
-go test -count=1 -timeout 40m "$@" ./...
+# One package at a time (-p 1): several packages assert throughput on lab
+# hosts (the cluster beats the single server on 2 CPUs), which only holds
+# when no other package's test binary shares the machine's cores. Tests
+# inside a package still run in parallel where they are independent.
+go test -p 1 -count=1 -timeout 40m "$@" ./...

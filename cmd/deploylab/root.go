@@ -2,9 +2,11 @@ package main
 
 import (
 	"io"
+	"sync"
 
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -18,6 +20,10 @@ type rootCmd struct {
 	// command line), so main can tell usage errors from run failures.
 	ran        bool
 	configPath string
+
+	// dialOnce makes dialOpts, shared by every host of the run.
+	dialOnce sync.Once
+	dialOpts []remote.Option
 }
 
 const rootLong = `deploylab automates the web-deployment practice "deploy a Node/Express app on a
@@ -51,7 +57,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *rootCmd {
 	})
 	// Every command's help ends with the exit-code table.
 	r.SetUsageTemplate(r.UsageTemplate() + "\n" + fail.ExitCodeTable + "\n")
-	r.AddCommand(newVersionCmd(r), newLabCmd(r))
+	r.AddCommand(newVersionCmd(r), newLabCmd(r), newUpCmd(r), newBenchCmd(r), newGradeCmd(r), newDemoCmd(r))
+	r.AddCommand(newVerbCmds(r)...)
 	return r
 }
 

@@ -44,6 +44,21 @@ type Config struct {
 	Variant  string `mapstructure:"variant"`
 
 	Verbose bool `mapstructure:"verbose"`
+
+	// grade: the rubric file ("" = the built-in one), the time limit of one
+	// host's whole visit, the gradebook CSV's id column (auto, email, idnumber).
+	Rubric      string        `mapstructure:"rubric"`
+	HostTimeout time.Duration `mapstructure:"host-timeout"`
+	GradebookID string        `mapstructure:"gradebook-id"`
+
+	// bench: where results are stored (one JSON file per run).
+	ResultsDir string `mapstructure:"results-dir"`
+
+	// up: the single server's and the clustered server's ports, and the
+	// cluster's workers (0 = one per CPU, -1 = CPUs-1).
+	Port        int `mapstructure:"port"`
+	ClusterPort int `mapstructure:"cluster-port"`
+	Instances   int `mapstructure:"instances"`
 }
 
 // Defaults are the built-in values, lowest precedence.
@@ -55,6 +70,18 @@ var Defaults = map[string]any{
 	"cache-dir":   "/var/cache/deploylab",
 	"hosts":       1,
 	"variant":     "base",
+
+	// grade
+	"host-timeout": 2 * time.Minute,
+	"gradebook-id": "auto",
+
+	// bench
+	"results-dir": "~/.local/share/deploylab/results",
+
+	// up
+	"port":         3000,
+	"cluster-port": 3001,
+	"instances":    0,
 }
 
 // FileName is the configuration file looked for in the working directory and
@@ -117,6 +144,14 @@ func (c *Config) validate() error {
 	if c.Timeout <= 0 {
 		return fail.Errorf(fail.Usage, "use a positive duration such as --timeout 30s", "timeout %s must be positive", c.Timeout)
 	}
+	if c.HostTimeout <= 0 {
+		return fail.Errorf(fail.Usage, "use a positive duration such as --host-timeout 2m", "host-timeout %s must be positive", c.HostTimeout)
+	}
+	switch c.GradebookID {
+	case "", "auto", "email", "idnumber":
+	default:
+		return fail.Errorf(fail.Usage, "use auto, email or idnumber", "gradebook-id %q is not auto, email or idnumber", c.GradebookID)
+	}
 	if c.Inventory != "" && c.Host != "" {
 		return fail.Errorf(fail.Usage, "use -i for a class, --host for one machine", "--inventory and --host cannot be used together")
 	}
@@ -160,6 +195,9 @@ func configKeys() map[string]bool {
 		"inventory": true, "host": true, "limit": true, "forks": true, "user": true, "key": true,
 		"known-hosts": true, "accept-new": true, "password-env": true, "timeout": true,
 		"lab-dir": true, "cache-dir": true, "hosts": true, "variant": true, "verbose": true,
+		"rubric": true, "host-timeout": true, "gradebook-id": true,
+		"results-dir": true,
+		"port":        true, "cluster-port": true, "instances": true,
 	}
 }
 

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deploylab/deploylab/bench"
+	"github.com/deploylab/deploylab/deploy"
+	"github.com/deploylab/deploylab/internal/config"
+	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/lab"
+	"github.com/deploylab/deploylab/payload"
+	"github.com/deploylab/deploylab/remote"
+)
+
+// addNodeAppFlags adds up's --app, --node-port and --node-cluster-port.
+func addNodeAppFlags(c *cobra.Command) {
+	f := c.Flags()
+	f.String("app", "go", "what to deploy: go (deploylab's servers) or node (the practice's Express app, single and clustered, under PM2)")
+	f.Int("node-port", deploy.DefaultNodePort, "with --app node: port of the single Node app (fork mode)")
+	f.Int("node-cluster-port", deploy.DefaultNodeClusterPort, "with --app node: port of the Node app in PM2's cluster mode")
+}
+
+// nodeApp reads --app: isNode and the Node deployment when it is node.
+func nodeApp(c *cobra.Command, cfg *config.Config) (deploy.NodeDeployment, bool, error) {
+	app, _ := c.Flags().GetString("app")
+	switch app {
+	case "", "go":
+		return deploy.NodeDeployment{}, false, nil
+	case "node":
+	default:
+		return deploy.NodeDeployment{}, false, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app under PM2)", "unknown app %q", app)
+	}
+	for _, name := range []string{"supervisor", "port", "cluster-port"} {
+		if fl := c.Flags().Lookup(name); fl != nil && fl.Changed {
+			return deploy.NodeDeployment{}, false, fail.Errorf(fail.Usage, "with --app node use --node-port and --node-cluster-port; the Node app always runs under PM2", "--%s is for --app go", name)
+		}
+	}
+	np, _ := c.Flags().GetInt("node-port")
+	ncp, _ := c.Flags().GetInt("node-cluster-port")
+	nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{Port: np, ClusterPort: ncp, Instances: cfg.Instances})
+	return nd, true, err
+}
+
+func upTaskNames(d deploy.Deployment, isNode bool) []string {
+	if isNode {
+		return deploy.NodeTaskNames()
+	}
+	return deploy.TaskNames(d)
+}
+
+// addCompareFlags adds bench's --compare and its options.
+func addCompareFlags(c *cobra.Command) {
+	f := c.Flags()
+	f.Bool("compare", false, "measure the practice's Node app (single, PM2 cluster: deploylab up --app node) and deploylab's Go servers (single, cluster: deploylab up) on the same host with the same client, in one table")
+	f.Bool("short", false, "run the short plan (fewer requests; deploylab demo's default) instead of the practice's")
+	f.Int("node-port", deploy.DefaultNodePort, "with --compare: port of the single Node app")
+	f.Int("node-cluster-port", deploy.DefaultNodeClusterPort, "with --compare: port of the Node app in PM2's cluster mode")
+}
+
+// compareStacks are the four servers at the configured ports.
+func compareStacks(c *cobra.Command, cfg *config.Config) []bench.Stack {
+	st := bench.DefaultStacks()
+	np, _ := c.Flags().GetInt("node-port")
+	ncp, _ := c.Flags().GetInt("node-cluster-port")
+	st[0].Port, st[1].Port, st[2].Port, st[3].Port = np, ncp, cfg.Port, cfg.ClusterPort
+	return st
+}
+
+// runCompare is bench --compare.
+func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
+	f := c.Flags()
+	for _, name := range []string{"url", "server", "requests", "concurrency", "keepalive"} {
+		if f.Changed(name) {
+			return fail.Errorf(fail.Usage, "use --plan FILE (or --short) to choose the scenarios of --compare", "--%s does not go with --compare", name)
+		}
+	}
+	tool, _ := f.GetString("tool")
+	if tool != bench.ToolLoadgen && tool != bench.ToolLoadtest {
+		return fail.Errorf(fail.Usage, "use --tool loadgen (default) or --tool loadtest", "unknown tool %q", tool)
+	}
+	plan := bench.DefaultPlan()
+	if short, _ := f.GetBool("short"); short {
+		plan = bench.ShortPlan()
+	}
+	if pf, _ := f.GetString("plan"); pf != "" {
+		var err error
+		if plan, err = bench.LoadPlan(pf); err != nil {
+			return err
+		}
+	}
+	store, err := openResults(c, cfg)
+	if err != nil {
+		return err
+	}
+	hosts, err := selectHosts(cfg, "deploylab bench --compare --host deploy@192.168.1.50")
+	if err != nil {
+		return err
+	}
+	targets := make([]bench.Target, 0, len(hosts))
+	for _, h := range hosts {
+		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
+	}
+	cmp, runErr := bench.Compare(c.Context(), targets, compareStacks(c, cfg), bench.Options{
+		Plan: plan, Tool: tool, Store: store, Forks: cfg.Forks,
+		Dial: func(ctx context.Context, t bench.Target) (remote.Executor, error) {
+			return r.dial(ctx, t.Remote)
+		},
+		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
+			bins, err := payload.Binaries(ctx, goarch)
+			if err != nil {
+				return nil, err
+			}
+			b, ok := bins[payload.Loadgen]
+			if !ok {
+				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
+			}
+			return b, nil
+		},
+		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
+	})
+	if cmp != nil && len(cmp.Records) > 0 {
+		fmt.Fprintln(r.stdout)
+		if err := bench.WriteComparison(r.stdout, cmp); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "\n%d runs stored in %s\n", len(cmp.Records), store.Dir())
+	}
+	if runErr != nil && fail.KindOf(runErr) == fail.Failed && strings.Contains(runErr.Error(), "nothing listens") {
+		return fail.New(fail.Failed, "deploy both stacks first: deploylab up and deploylab up --app node", runErr)
+	}
+	return runErr
+}
+
+const demoLong = `The whole practice in one command, for someone without a VM of their own:
+
+  1. starts a local Debian 12 lab host with Node.js, npm, pm2 and loadtest
+     (deploylab lab, node image; the first run builds it: a few minutes),
+     or uses the host given with --host / -i;
+  2. deploylab up: deploylab's Go servers (single :3000, cluster :3001, systemd);
+  3. deploylab up --app node: the practice's Express app (single :3100, PM2
+     cluster :3101, pm2-<user>.service);
+  4. deploylab bench --compare: the four servers, same host, same client, one
+     table (rps, p50/p99, errors, CPU per request, speedups) and the blocking
+     experiment. The demo runs a SHORT plan (about a minute); --full runs the
+     practice's plan (several minutes);
+  5. deploylab grade --out notas.xlsx: the spreadsheet of the default rubric;
+  6. prints where everything is, and stops the lab host unless --keep.
+
+Running it again reuses what is there: every step is idempotent.
+
+  deploylab demo
+  deploylab demo --keep            # then: deploylab lab ssh 1 --lab-dir /var/lib/deploylab/demo
+  deploylab demo --host deploy@192.168.1.50 --full`
+
+// DefaultDemoLabDir is the demo's own lab directory, apart from deploylab
+// lab's, so that the demo never stops the user's lab hosts.
+const DefaultDemoLabDir = "/var/lib/deploylab/demo"
+
+func newDemoCmd(r *rootCmd) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "demo [--host HOST | -i INVENTORY] [--full] [--keep]",
+		Short: "Deploy both stacks to a lab host (or yours), compare them, grade them: the whole practice in one command",
+		Long:  demoLong,
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := r.load(c)
+			if err != nil {
+				return err
+			}
+			return runDemo(r, c, cfg)
+		},
+	}
+	addHostFlags(c)
+	f := c.Flags()
+	f.Bool("keep", false, "leave the lab host running at the end (it is stopped otherwise)")
+	f.Bool("full", false, "bench with the practice's plan (several minutes) instead of the short one")
+	f.StringP("out", "o", "notas.xlsx", "the spreadsheet grade writes")
+	f.String("lab-dir", DefaultDemoLabDir, "where the demo's lab host keeps its state, keys and inventory")
+	f.String("cache-dir", "/var/cache/deploylab", "where built host images are cached")
+	addResultsDirFlag(c)
+	return c
+}
+
+// runDemo runs the demo's steps, each one a deploylab command line run in
+// this process (same output as when typed).
+func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
+	f := c.Flags()
+	ctx := c.Context()
+	keep, _ := f.GetBool("keep")
+	full, _ := f.GetBool("full")
+	out, _ := f.GetString("out")
+	resultsDir := config.ExpandHome(cfg.ResultsDir)
+	// The demo's own lab directory (not the lab-dir setting of deploylab
+	// lab): the demo stops its host, never the user's.
+	labDir, _ := f.GetString("lab-dir")
+	if abs, aerr := filepath.Abs(out); aerr == nil {
+		out = abs
+	}
+	var hostArgs []string
+	var l *lab.Lab
+	if cfg.Host == "" && cfg.Inventory == "" {
+		fmt.Fprintf(r.stdout, "== 1/5 lab host (Debian 12 + Node.js, npm, pm2, loadtest) in %s\n", labDir)
+		l, err = lab.Start(ctx, lab.Options{Dir: labDir, CacheDir: cfg.CacheDir, Hosts: 1, Variant: lab.VariantNode, Log: r.stderr})
+		if err != nil {
+			return err
+		}
+		if !keep {
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+				defer cancel()
+				if serr := lab.StopDir(sctx, labDir, r.stderr); serr != nil && err == nil {
+					err = serr
+				} else if serr == nil {
+					fmt.Fprintf(r.stdout, "lab host stopped (deploylab demo --keep leaves it running)\n")
+				}
+			}()
+		}
+		hostArgs = []string{"-i", l.InventoryPath()}
+	} else {
+		fmt.Fprintf(r.stdout, "== 1/5 using the given host(s)\n")
+		// The host flags as given, for every step.
+		for _, name := range []string{"inventory", "host", "limit", "user", "key", "known-hosts", "accept-new", "password-env", "forks", "timeout"} {
+			if fl := f.Lookup(name); fl != nil && fl.Changed {
+				hostArgs = append(hostArgs, "--"+name+"="+fl.Value.String())
+			}
+		}
+	}
+	if r.configPath != "" {
+		hostArgs = append(hostArgs, "--config", r.configPath)
+	}
+	step := func(title string, args ...string) error {
+		fmt.Fprintf(r.stdout, "\n== %s\n$ deploylab %s\n", title, strings.Join(args, " "))
+		sub := newRootCmd(r.stdin, r.stdout, r.stderr)
+		sub.SetArgs(append(args, hostArgs...))
+		if err := sub.ExecuteContext(ctx); err != nil {
+			return fmt.Errorf("%s: %w", args[0], err)
+		}
+		return nil
+	}
+	if err := step("2/5 deploylab's Go servers", "up"); err != nil {
+		return err
+	}
+	if err := step("3/5 the practice's Node app under PM2", "up", "--app", "node"); err != nil {
+		return err
+	}
+	benchArgs := []string{"bench", "--compare", "--results-dir", resultsDir}
+	title := "4/5 the 4-way comparison, SHORT plan (--full for the practice's)"
+	if !full {
+		benchArgs = append(benchArgs, "--short")
+	} else {
+		title = "4/5 the 4-way comparison, the practice's plan"
+	}
+	if err := step(title, benchArgs...); err != nil {
+		return err
+	}
+	if err := step("5/5 grade with the default rubric", "grade", "--out", out, "--results-dir", resultsDir); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.stdout, "\n== where everything is\n")
+	fmt.Fprintf(r.stdout, "spreadsheet:    %s\n", out)
+	fmt.Fprintf(r.stdout, "bench results:  %s (deploylab bench ls --results-dir %s)\n", resultsDir, resultsDir)
+	if l != nil {
+		h := l.Hosts()[0]
+		fmt.Fprintf(r.stdout, "lab host:       %s at %s (user %s), inventory %s\n", h.Name, h.Address, h.User, l.InventoryPath())
+		fmt.Fprintf(r.stdout, "servers:        Go http://%[1]s:3000 and :3001, Node http://%[1]s:3100 and PM2 cluster :3101\n", h.Address)
+		if keep {
+			fmt.Fprintf(r.stdout, "log in:         deploylab lab ssh 1 --lab-dir %s   (then: pm2 ls)\n", labDir)
+			fmt.Fprintf(r.stdout, "stop it:        deploylab lab stop --lab-dir %s\n", labDir)
+		}
+	}
+	return nil
+}
