@@ -115,6 +115,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.DurationS > 0 {
 		res.RPS = round(float64(res.Completed)/res.DurationS, 2)
 	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		// The workers stopped at the deadline (isStopped); the context's
+		// timer marks it done a moment later.
+		<-ctx.Done()
+	}
 	if err := ctx.Err(); err != nil {
 		res.Interrupted = true
 		return res, fmt.Errorf("load test of %s interrupted: %w", o.URL, err)
@@ -222,6 +227,21 @@ func (r *runner) halt(workers []*worker, stop context.CancelFunc) {
 	}
 }
 
+// isStopped reports whether the run is over: halted, or its context (the
+// caller's, e.g. Ctrl-C) cancelled. The second matters between the caller's
+// cancel and halt: dials and reads fail with "operation was canceled" then,
+// and counting those as the server's errors would report thousands of
+// connect errors that never happened. A deadline counts from the instant it
+// passes: dials fail with "i/o timeout" then, before the context's own timer
+// has marked it done.
+func (r *runner) isStopped() bool {
+	if r.stopped.Load() || r.stopCtx.Err() != nil {
+		return true
+	}
+	d, ok := r.stopCtx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // connRef boxes a connection so that it can be published atomically.
 type connRef struct{ conn net.Conn }
 
@@ -242,7 +262,7 @@ func (w *worker) run() {
 	limit := r.o.Requests
 	for {
 		seq := r.tickets.Add(1) - 1
-		if (limit > 0 && seq >= limit) || r.stopped.Load() {
+		if (limit > 0 && seq >= limit) || r.isStopped() {
 			return
 		}
 		var start time.Time
@@ -286,7 +306,7 @@ func (w *worker) do(start time.Time) bool {
 	r := w.r
 	if w.conn == nil {
 		if err := w.dial(); err != nil {
-			if r.stopped.Load() {
+			if r.isStopped() {
 				return false
 			}
 			w.st.failure(classifyDial(err), err)
@@ -296,13 +316,13 @@ func (w *worker) do(start time.Time) bool {
 	if r.o.Timeout > 0 {
 		_ = w.conn.SetDeadline(start.Add(r.o.Timeout))
 		// halt may have put the deadline in the past just before this.
-		if r.stopped.Load() {
+		if r.isStopped() {
 			return false
 		}
 	}
 	if _, err := w.rw.Write(r.t.request); err != nil {
 		w.closeConn()
-		if r.stopped.Load() {
+		if r.isStopped() {
 			return false
 		}
 		w.st.failure(classify(err, kindWrite), err)
@@ -311,7 +331,7 @@ func (w *worker) do(start time.Time) bool {
 	status, mustClose, err := readResponse(w.br, r.t.head)
 	if err != nil {
 		w.closeConn()
-		if r.stopped.Load() {
+		if r.isStopped() {
 			return false
 		}
 		w.st.failure(classify(err, kindRead), err)
@@ -344,7 +364,7 @@ func (w *worker) dial() error {
 			}
 			break
 		}
-		if r.stopped.Load() {
+		if r.isStopped() {
 			return err
 		}
 	}
@@ -354,7 +374,7 @@ func (w *worker) dial() error {
 	if r.tlsConfig != nil {
 		tc := tls.Client(conn, r.tlsConfig)
 		w.publish(tc)
-		if r.stopped.Load() {
+		if r.isStopped() {
 			w.closeConn()
 			return errStopped
 		}
@@ -368,7 +388,7 @@ func (w *worker) dial() error {
 		return nil
 	}
 	w.publish(conn)
-	if r.stopped.Load() {
+	if r.isStopped() {
 		w.closeConn()
 		return errStopped
 	}

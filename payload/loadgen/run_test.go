@@ -362,6 +362,24 @@ func TestRunCancelReturnsPartial(t *testing.T) {
 	}
 }
 
+func TestRunCancelDuringDialsCountsNoErrors(t *testing.T) {
+	// Without keep-alive every request dials. When the caller cancels, the
+	// dials under way fail with "operation was canceled": the run's end,
+	// not the server's errors.
+	srv := newTestServer(t, hello)
+	for round := 0; round < 5; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		res, err := Run(ctx, Options{URL: srv.URL, Concurrency: 20})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || res == nil || !res.Interrupted {
+			t.Fatalf("round %d: err %v result %+v", round, err, res)
+		}
+		if res.Completed == 0 || res.Errors.Total != 0 {
+			t.Fatalf("round %d: completed %d, errors %+v %v; want answers and no errors", round, res.Completed, res.Errors, res.ErrorSamples)
+		}
+	}
+}
+
 func TestRunCancelIsPrompt(t *testing.T) {
 	// Cancellation during connects, sleeps (rate) and reads returns fast.
 	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
