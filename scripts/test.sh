@@ -14,6 +14,12 @@ go build -o bin/deploylab ./cmd/deploylab
 bin/deploylab lab image --variant base
 bin/deploylab lab image --variant node
 
+echo "== the Express app (the differential peer and the Node deployment's tests)"
+express=payload/sumserver/testdata/express
+if [ ! -d "$express/node_modules/express" ]; then
+	(cd "$express" && npm ci --no-audit --no-fund >/dev/null)
+fi
+
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
