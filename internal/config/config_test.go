@@ -11,6 +11,19 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// hermetic clears the DEPLOYLAB_* variables of the environment the tests
+// run in (a developer's or the test script's), restoring them afterwards.
+func hermetic(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "DEPLOYLAB_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
 func flags(args ...string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	fs.Int("forks", 10, "")
@@ -33,6 +46,7 @@ func writeFile(t *testing.T, text string) string {
 
 // TestPrecedence checks flags > env > file > defaults, one key per layer.
 func TestPrecedence(t *testing.T) {
+	hermetic(t)
 	file := writeFile(t, "forks: 3\nlimit: fromfile\nhosts: 7\nvariant: node\n")
 	t.Setenv("DEPLOYLAB_FORKS", "4")
 	t.Setenv("DEPLOYLAB_LIMIT", "fromenv")
@@ -62,6 +76,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestNoFile(t *testing.T) {
+	hermetic(t)
 	t.Chdir(t.TempDir())
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	c, err := Load(nil, "")
@@ -78,6 +93,7 @@ func TestNoFile(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	hermetic(t)
 	tests := []struct {
 		name, file, want string
 		flags            []string
