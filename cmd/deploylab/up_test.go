@@ -23,6 +23,8 @@ import (
 //	lab.yaml      the lab host
 //	mixed.yaml    the lab host and a host that is down (a closed loopback port)
 //	badkey.yaml   the lab host with a known_hosts pinning another key
+//	password.yaml the lab host with no key: password login, the password in
+//	              $LAB_PASSWORD (the lab's deploy password)
 func TestUpLabScripts(t *testing.T) {
 	l := labtest.Start(t, labtest.Options{Hosts: 1})
 	h := l.Hosts()[0]
@@ -54,10 +56,16 @@ func TestUpLabScripts(t *testing.T) {
 			if err := os.WriteFile(badKH, []byte(h.Address+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(other)))+"\n"), 0o600); err != nil {
 				return err
 			}
+			pw, err := os.ReadFile(l.PasswordPath())
+			if err != nil {
+				return err
+			}
+			e.Setenv("LAB_PASSWORD", strings.TrimSpace(string(pw)))
 			files := map[string]string{
-				"lab.yaml":    fmt.Sprintf(vars, h.KnownHostsPath) + "hosts:\n" + hostLine,
-				"mixed.yaml":  fmt.Sprintf(vars, h.KnownHostsPath) + "hosts:\n" + hostLine + fmt.Sprintf("  down: {address: 127.0.0.1, port: %d}\n", down),
-				"badkey.yaml": fmt.Sprintf(vars, badKH) + "hosts:\n" + hostLine,
+				"password.yaml": fmt.Sprintf("vars:\n  user: %s\n  known_hosts: %s\n  password_env: LAB_PASSWORD\n", h.User, h.KnownHostsPath) + "hosts:\n" + hostLine,
+				"lab.yaml":      fmt.Sprintf(vars, h.KnownHostsPath) + "hosts:\n" + hostLine,
+				"mixed.yaml":    fmt.Sprintf(vars, h.KnownHostsPath) + "hosts:\n" + hostLine + fmt.Sprintf("  down: {address: 127.0.0.1, port: %d}\n", down),
+				"badkey.yaml":   fmt.Sprintf(vars, badKH) + "hosts:\n" + hostLine,
 			}
 			for name, data := range files {
 				if err := os.WriteFile(filepath.Join(e.WorkDir, name), []byte(data), 0o644); err != nil {
