@@ -69,10 +69,12 @@ type Comparison struct {
 	Records []*Record
 }
 
-// stackOf is the stack a record measured (by mode and port), or nil.
+// stackOf is the stack a record measured (by mode, port and, when the
+// record stores it, stack), or nil.
 func (c *Comparison) stackOf(r *Record) *Stack {
 	for i := range c.Stacks {
-		if c.Stacks[i].Port == r.Server.Port && c.Stacks[i].Mode == r.Server.Mode {
+		if c.Stacks[i].Port == r.Server.Port && c.Stacks[i].Mode == r.Server.Mode &&
+			(r.Server.Stack == "" || r.Server.Stack == c.Stacks[i].Lang) {
 			return &c.Stacks[i]
 		}
 	}
@@ -103,7 +105,7 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 		p.Servers = nil
 		for _, s := range stacks {
 			if s.Lang == lang {
-				p.Servers = append(p.Servers, Server{Name: s.Mode, Port: s.Port, Unit: s.Unit})
+				p.Servers = append(p.Servers, Server{Name: s.Mode, Port: s.Port, Unit: s.Unit, Stack: s.Lang})
 			}
 		}
 		o := opts

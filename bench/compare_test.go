@@ -12,7 +12,7 @@ func compareRecords() []*Record {
 	add := func(lang string, s synth) {
 		r := s.record()
 		port := map[string]int{"node single": 3100, "node cluster": 3101, "go single": 3000, "go cluster": 3001}[lang+" "+s.mode]
-		r.Server.Port = port
+		r.Server.Port, r.Server.Stack = port, lang
 		out = append(out, r)
 	}
 	add("node", synth{mode: ModeSingle, scenario: scAPI1000, rps: 951, meanMS: 98, clientS: 0.3, serverS: 0.95, machineS: 1.5})
@@ -29,6 +29,7 @@ func compareRecords() []*Record {
 	}{{"node", ModeSingle, 5210, 4650}, {"node", ModeCluster, 5170, 4.2}, {"go", ModeSingle, 2400, 2150}, {"go", ModeCluster, 2380, 1.1}} {
 		r := blockingRecord(m.mode, m.heavyMS, m.waitMS)
 		r.Server.Port = map[string]int{"node single": 3100, "node cluster": 3101, "go single": 3000, "go cluster": 3001}[m.lang+" "+m.mode]
+		r.Server.Stack = m.lang
 		out = append(out, r)
 	}
 	return out
@@ -52,6 +53,30 @@ func TestComparisonGolden(t *testing.T) {
 			golden(t, tt.name, b.Bytes())
 		})
 	}
+}
+
+// TestComparisonOldRecords: records of a comparison stored before the
+// stack field are matched to the stacks by port, as they were.
+func TestComparisonOldRecords(t *testing.T) {
+	runs := compareRecords()
+	for _, r := range runs {
+		r.Server.Stack = ""
+	}
+	var b bytes.Buffer
+	if err := WriteComparison(&b, &Comparison{Stacks: DefaultStacks(), Records: runs}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare.golden.txt", b.Bytes())
+}
+
+// TestReportStacks: bench show of a comparison's batch names each server's
+// stack, and compares each cluster with the single server of its stack.
+func TestReportStacks(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteReport(&b, compareRecords()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report-stacks.golden.txt", b.Bytes())
 }
 
 func TestShortPlan(t *testing.T) {

@@ -179,6 +179,9 @@ func TestRunLocal(t *testing.T) {
 	}
 	for _, r := range recs {
 		name := r.Server.Mode + " " + r.Scenario.Name
+		if r.Server.Stack != LangGo {
+			t.Errorf("%s: stack %q, want go (a plain run's default)", name, r.Server.Stack)
+		}
 		if r.Host.Name != "local" || r.Host.Student != "Test Student" || r.Host.CPUs < 1 || r.Host.Kernel == "" || r.Host.Arch != runtime.GOARCH {
 			t.Errorf("%s: host info %+v", name, r.Host)
 		}
@@ -407,5 +410,84 @@ func TestRunLocalInterrupted(t *testing.T) {
 	stored, _ := store.List("")
 	if len(recs) != 1 || len(stored) != 1 || recs[0].Scenario.Name != "api" {
 		t.Errorf("kept %d records, stored %d; want the one finished run", len(recs), len(stored))
+	}
+}
+
+// TestCompareLocal runs Compare against two local servers standing for a
+// Node and a Go stack: each record stores its stack, the IDs and the
+// tables keep them apart, and the grader's summaries keep the go one.
+func TestCompareLocal(t *testing.T) {
+	bin := binaries(t)
+	t.Setenv("HOME", t.TempDir())
+	nodePort, goPort := freePort(t), freePort(t)
+	for _, p := range []int{nodePort, goPort} {
+		startServer(t, filepath.Join(bin, "sumserver"), p, "--port", fmt.Sprint(p), "--addr", "127.0.0.1")
+	}
+	plan, err := ParsePlan("cmp.yaml", []byte(`servers:
+  - {name: single, port: 1}
+warmup: {requests: 0, concurrency: 1}
+scenarios:
+  - {name: root, route: /, requests: 200, concurrency: 10}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := []Stack{
+		{Label: "Node single", Lang: LangNode, Mode: ModeSingle, Port: nodePort},
+		{Label: "Go single", Lang: LangGo, Mode: ModeSingle, Port: goPort},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Compare(ctx, []Target{{Name: "local", Address: "127.0.0.1"}}, stacks, Options{
+		Plan: plan, Loadgen: buildFor(t), Dial: localDial, Store: store,
+	})
+	if err != nil {
+		t.Fatalf("Compare: %v", err)
+	}
+	stored, err := store.List("local")
+	if err != nil || len(stored) != 2 {
+		t.Fatalf("store holds %d runs (%v), want 2", len(stored), err)
+	}
+	want := map[int]string{nodePort: LangNode, goPort: LangGo}
+	for _, r := range stored {
+		if r.Server.Stack != want[r.Server.Port] {
+			t.Errorf("%s: stack %q, want %q", r.ID, r.Server.Stack, want[r.Server.Port])
+		}
+		if isNode := strings.Contains(r.ID, "-node-single-"); isNode != (r.Server.Stack == LangNode) {
+			t.Errorf("ID %s does not name the node stack exactly when it is node", r.ID)
+		}
+	}
+	var tbl bytes.Buffer
+	if err := WriteComparison(&tbl, c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(tbl.String(), "not measured") || !strings.Contains(tbl.String(), "Node single") || !strings.Contains(tbl.String(), "Go single") {
+		t.Errorf("comparison table misses a stack:\n%s", tbl.String())
+	}
+	var rep bytes.Buffer
+	if err := WriteReport(&rep, stored); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"node single", "go single"} {
+		if !strings.Contains(rep.String(), s) {
+			t.Errorf("report does not name %q:\n%s", s, rep.String())
+		}
+	}
+	sums, err := store.Summaries("local")
+	if err != nil || len(sums) != 1 {
+		t.Fatalf("Summaries = %+v, %v; want one", sums, err)
+	}
+	var goRPS float64
+	for _, r := range stored {
+		if r.Server.Stack == LangGo {
+			goRPS = r.Result.RPS
+		}
+	}
+	if sums[0].RPS != goRPS {
+		t.Errorf("Summaries kept %.0f rps, want the go run's %.0f", sums[0].RPS, goRPS)
 	}
 }

@@ -60,6 +60,9 @@ type Server struct {
 	// without it (or when it is not installed) the processes listening on
 	// the port are measured.
 	Unit string `yaml:"unit,omitempty" json:"unit,omitempty"`
+	// Stack is go (the default: deploylab up's servers) or node (up --app
+	// node's), stored with each result so that the stacks stay apart.
+	Stack string `yaml:"stack,omitempty" json:"stack,omitempty"`
 }
 
 // Warmup is the discarded run made against each server before its first
@@ -278,6 +281,9 @@ func (p *Plan) normalise(file string, lines planLines) error {
 		}
 		if strings.ContainsAny(s.Unit, " '\"/\\$`") {
 			return fmt.Errorf("%s: server %s: %q is not a systemd unit name", where, s.Name, s.Unit)
+		}
+		if s.Stack != "" && s.Stack != LangGo && s.Stack != LangNode {
+			return fmt.Errorf("%s: server %s: stack %q: want go or node", where, s.Name, s.Stack)
 		}
 	}
 	if len(p.Scenarios) == 0 {

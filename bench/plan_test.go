@@ -53,6 +53,7 @@ func TestParsePlanErrors(t *testing.T) {
 		{"empty", "", "plan.yaml: empty plan"},
 		{"no servers", "scenarios:\n  - {route: /, requests: 1, concurrency: 1}\n", "plan.yaml: no servers"},
 		{"bad server name", "servers:\n  - name: double\n    port: 3000\n", `plan.yaml:2: server name "double": want single or cluster`},
+		{"bad stack", "servers:\n  - name: single\n    port: 3000\n    stack: rust\n", `plan.yaml:2: server single: stack "rust": want go or node`},
 		{"bad port", "servers:\n  - name: single\n    port: 70000\n", "plan.yaml:2: server single: port 70000 is not from 1 to 65535"},
 		{"no scenarios", "servers:\n  - {name: single, port: 3000}\n", "plan.yaml: no scenarios"},
 		{"c 0", head + "  - route: /\n    requests: 10\n    concurrency: 0\n", "plan.yaml:5: scenario root-n10-c0: concurrency (-c) must be at least 1, got 0"},

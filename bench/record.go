@@ -73,6 +73,25 @@ type ServerInfo struct {
 	Unit string `json:"unit,omitempty"`
 	// Workers is the number of cluster workers during the run, when known.
 	Workers int `json:"workers,omitempty"`
+	// Stack is the server's implementation: LangGo (deploylab up's
+	// sumserver/sumcluster) or LangNode (up --app node's Express app under
+	// PM2). Plain runs store the plan server's stack (go unless the plan
+	// says otherwise); bench --compare stores each stack's. Optional: a
+	// record without it (written before the field existed) is go. A custom
+	// URL run on no plan server has none.
+	Stack string `json:"stack,omitempty"`
+}
+
+// StackName is the server's stack with the default applied: Stack, or
+// LangGo when it is absent, or "" for a custom URL run without one.
+func (s ServerInfo) StackName() string {
+	switch {
+	case s.Stack != "":
+		return s.Stack
+	case s.Mode == ModeCustom:
+		return ""
+	}
+	return LangGo
 }
 
 // CPU is processor time used during a run, measured on the host from

@@ -46,14 +46,44 @@ func runsOf(runs []*Record, host string) []*Record {
 	return out
 }
 
-// group is one scenario's runs, by server mode.
+// group is one scenario's runs, by server: the mode, prefixed with the
+// stack ("node single") when the host's runs are not all go.
 type group struct {
 	scenario Scenario
 	byMode   map[string]*Record
 	modes    []string
 }
 
+// serverLabel is how the report names r's server: its mode, or
+// "<stack> <mode>" when stacked is set.
+func serverLabel(r *Record, stacked bool) string {
+	if st := r.Server.StackName(); stacked && st != "" {
+		return st + " " + r.Server.Mode
+	}
+	return r.Server.Mode
+}
+
+// mixedStacks reports whether runs measured a stack other than go, so
+// that the report names the stack of every server.
+func mixedStacks(runs []*Record) bool {
+	for _, r := range runs {
+		if st := r.Server.StackName(); st != "" && st != LangGo {
+			return true
+		}
+	}
+	return false
+}
+
+// sibling is the label of the server of the same stack as label in mode.
+func sibling(label, mode string) string {
+	if i := strings.LastIndexByte(label, ' '); i >= 0 {
+		return label[:i+1] + mode
+	}
+	return mode
+}
+
 func groups(runs []*Record, kind string) []*group {
+	stacked := mixedStacks(runs)
 	var out []*group
 	idx := map[string]*group{}
 	for _, r := range runs {
@@ -67,14 +97,23 @@ func groups(runs []*Record, kind string) []*group {
 			idx[key] = g
 			out = append(out, g)
 		}
-		if _, ok := g.byMode[r.Server.Mode]; !ok {
-			g.modes = append(g.modes, r.Server.Mode)
+		label := serverLabel(r, stacked)
+		if _, ok := g.byMode[label]; !ok {
+			g.modes = append(g.modes, label)
 		}
-		g.byMode[r.Server.Mode] = r // the latest run of a mode wins
+		g.byMode[label] = r // the latest run of a server wins
 	}
+	// Node before go (as bench --compare runs them), single before cluster.
+	stackOrder := map[string]int{LangNode: 0, LangGo: 1, "": 2}
 	order := map[string]int{ModeSingle: 0, ModeCluster: 1, ModeCustom: 2}
 	for _, g := range out {
-		slices.SortStableFunc(g.modes, func(a, b string) int { return order[a] - order[b] })
+		slices.SortStableFunc(g.modes, func(a, b string) int {
+			ra, rb := g.byMode[a], g.byMode[b]
+			if d := stackOrder[ra.Server.StackName()] - stackOrder[rb.Server.StackName()]; stacked && d != 0 {
+				return d
+			}
+			return order[ra.Server.Mode] - order[rb.Server.Mode]
+		})
 	}
 	return out
 }
@@ -178,15 +217,16 @@ func writeLoadTable(b *strings.Builder, gs []*group) {
 	t := &table{right: []bool{false, false, true, true, true, true, true, true, true, true, true, true}}
 	t.add("SCENARIO", "SERVER", "RPS", "MEAN", "P50", "P90", "P99", "ERRORS", "SPEEDUP", "CPU CLIENT", "CPU SERVER", "SERVER µs/REQ")
 	for _, g := range gs {
-		single := g.byMode[ModeSingle]
-		for i, mode := range g.modes {
-			r := g.byMode[mode]
+		for i, server := range g.modes {
+			r := g.byMode[server]
+			mode := r.Server.Mode
+			single := g.byMode[sibling(server, ModeSingle)]
 			label := ""
 			if i == 0 {
 				label = g.scenario.Describe()
 			}
 			res := r.Result
-			row := []string{label, mode, fmt.Sprintf("%.0f", res.RPS)}
+			row := []string{label, server, fmt.Sprintf("%.0f", res.RPS)}
 			if l := res.Latency; l != nil {
 				row = append(row, fmtMS(l.Mean), fmtMS(l.P50), fmtMS(l.P90), fmtMS(l.P99))
 			} else {
@@ -211,10 +251,15 @@ func writeLoadTable(b *strings.Builder, gs []*group) {
 			if res.Interrupted {
 				t.note("    (interrupted: figures cover the part that ran)")
 			}
-		}
-		if cl := g.byMode[ModeCluster]; single != nil && cl != nil {
-			if causes := Diagnose(single, cl); causes != nil {
-				t.note(fmt.Sprintf("    ! the single server beats the cluster: %.0f vs %.0f rps. Likely causes, from the figures:", single.Result.RPS, cl.Result.RPS))
+			if mode != ModeCluster || single == nil {
+				continue
+			}
+			if causes := Diagnose(single, r); causes != nil {
+				what := "the single server beats the cluster"
+				if st := strings.TrimSuffix(server, ModeCluster); st != "" {
+					what = "the " + st + "single server beats the " + st + "cluster"
+				}
+				t.note(fmt.Sprintf("    ! %s: %.0f vs %.0f rps. Likely causes, from the figures:", what, single.Result.RPS, res.RPS))
 				for _, c := range causes {
 					t.note("      - " + c.Text)
 				}
@@ -253,8 +298,8 @@ func writeBlockingTable(b *strings.Builder, gs []*group) {
 	t := &table{right: []bool{false, false, true, true, true, false}}
 	t.add("BLOCKING EXPERIMENT", "SERVER", "HEAVY", "WAIT MAX", "WAIT MEAN", "VERDICT")
 	for _, g := range gs {
-		for i, mode := range g.modes {
-			r := g.byMode[mode]
+		for i, server := range g.modes {
+			r := g.byMode[server]
 			label := ""
 			if i == 0 {
 				label = g.scenario.Describe()
@@ -267,7 +312,7 @@ func writeBlockingTable(b *strings.Builder, gs []*group) {
 			if l := r.Result.Latency; l != nil {
 				wmax, wmean = fmtMS(l.Max), fmtMS(l.Mean)
 			}
-			t.add(label, mode, heavy, wmax, wmean, blockingVerdict(r))
+			t.add(label, server, heavy, wmax, wmean, blockingVerdict(r))
 		}
 	}
 	t.write(b)

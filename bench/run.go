@@ -460,13 +460,14 @@ func (h *hostRun) newRecord(s Scenario, p *serverProbe, u string) *Record {
 	}
 	if p != nil {
 		rec.Server.Mode, rec.Server.Port, rec.Server.Unit = p.Name, p.Port, p.Unit
+		rec.Server.Stack = stackOrGo(p.Stack)
 	} else if pu, err := url.Parse(u); err == nil {
 		port, _ := strconv.Atoi(pu.Port())
 		rec.Server.Port = port
 		for _, sv := range h.opts.Plan.Servers {
 			host := pu.Hostname()
 			if sv.Port == port && (host == "localhost" || host == "127.0.0.1" || host == "::1") {
-				rec.Server.Mode = sv.Name
+				rec.Server.Mode, rec.Server.Stack = sv.Name, stackOrGo(sv.Stack)
 			}
 		}
 	}
@@ -591,4 +592,12 @@ func copysignHalf(v float64) float64 {
 		return -0.5
 	}
 	return 0.5
+}
+
+// stackOrGo is a plan server's stack, go when the plan does not say.
+func stackOrGo(s string) string {
+	if s == "" {
+		return LangGo
+	}
+	return s
 }

@@ -72,7 +72,11 @@ func (s *Store) Save(r *Record) error {
 	}
 	base := r.ID
 	if base == "" {
-		base = safeName(fmt.Sprintf("%s-%s-%s-%s", r.Batch, r.Host.Name, r.Server.Mode, r.Scenario.Name))
+		server := r.Server.Mode
+		if st := r.Server.StackName(); st != "" && st != LangGo {
+			server = st + "-" + server // go keeps the IDs it always had
+		}
+		base = safeName(fmt.Sprintf("%s-%s-%s-%s", r.Batch, r.Host.Name, server, r.Scenario.Name))
 	}
 	id := base
 	for i := 2; ; i++ {
@@ -197,8 +201,9 @@ func readRecord(path string) (*Record, error) {
 }
 
 // Summaries converts host's stored load runs to the grader's summaries:
-// the latest result per server and route. Blocking experiments, custom-URL
-// runs and interrupted runs are left out.
+// the latest result per server and route, the go stack's first (see
+// Summaries). Blocking experiments, custom-URL runs and interrupted runs
+// are left out.
 func (s *Store) Summaries(hostName string) ([]checks.BenchSummary, error) {
 	all, err := s.List(hostName)
 	if err != nil {
@@ -207,10 +212,24 @@ func (s *Store) Summaries(hostName string) ([]checks.BenchSummary, error) {
 	return Summaries(all), nil
 }
 
-// Summaries converts runs to checks.BenchSummary, keeping the latest per
-// server and route, ordered by route then server.
+// Summaries converts runs to checks.BenchSummary, keeping one per server
+// mode and route, ordered by route then server.
+//
+// The grader has no notion of stack, so when a host has runs of both
+// stacks (bench --compare measures Node and Go) the go stack's latest run
+// is the one kept: the practice's criteria grade deploylab up's servers,
+// and a comparison must not swap them for the Node app depending on which
+// ran last. A mode and route measured only on the node stack (a host
+// benched with a node-only plan) keeps node's latest run rather than
+// nothing. Records without a stack are go (Schema v1's default).
 func Summaries(runs []*Record) []checks.BenchSummary {
 	type key struct{ server, route string }
+	rank := func(r *Record) int {
+		if r.Server.StackName() == LangGo {
+			return 0
+		}
+		return 1
+	}
 	latest := map[key]*Record{}
 	for _, r := range runs {
 		if r.Scenario.Kind != KindLoad || r.Result == nil || r.Result.Interrupted {
@@ -220,7 +239,8 @@ func Summaries(runs []*Record) []checks.BenchSummary {
 			continue
 		}
 		k := key{r.Server.Mode, r.Route()}
-		if old, ok := latest[k]; !ok || !r.At.Before(old.At) {
+		old, ok := latest[k]
+		if !ok || rank(r) < rank(old) || (rank(r) == rank(old) && !r.At.Before(old.At)) {
 			latest[k] = r
 		}
 	}

@@ -148,6 +148,76 @@ func TestSummaries(t *testing.T) {
 	}
 }
 
+func TestSummariesStacks(t *testing.T) {
+	rec := func(stack string, rps float64, min int) *Record {
+		r := synth{mode: ModeSingle, scenario: scAPI1000, rps: rps, meanMS: 10, at: t0.Add(time.Duration(min) * time.Minute)}.record()
+		r.Server.Stack = stack
+		return r
+	}
+	tests := []struct {
+		name string
+		runs []*Record
+		want float64 // the RPS of the run kept for single /api/500000
+	}{
+		{"go kept over a newer node run", []*Record{rec(LangGo, 1, 0), rec(LangNode, 2, 1)}, 1},
+		{"go kept over an older node run", []*Record{rec(LangNode, 2, 0), rec(LangGo, 1, 1)}, 1},
+		{"a record without stack is go", []*Record{rec("", 1, 0), rec(LangNode, 2, 1)}, 1},
+		{"latest go of several", []*Record{rec(LangGo, 1, 0), rec(LangNode, 2, 1), rec("", 3, 2)}, 3},
+		{"node only: its latest", []*Record{rec(LangNode, 2, 0), rec(LangNode, 4, 1)}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Summaries(tt.runs)
+			if len(got) != 1 || got[0].RPS != tt.want {
+				t.Errorf("Summaries = %+v, want one with %.0f rps", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStackInRecord(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := synth{mode: ModeCluster, scenario: scRoot, rps: 1, meanMS: 1, at: t0}.record()
+	node.Server.Stack = LangNode
+	old := synth{mode: ModeCluster, scenario: scRoot, rps: 1, meanMS: 1, at: t0}.record() // written before the field
+	for _, r := range []*Record{node, old} {
+		if err := s.Save(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		r         *Record
+		id, stack string
+		inJSON    bool
+	}{
+		{node, "20261122-103000-alu01-node-cluster-root-n10000", LangNode, true},
+		{old, "20261122-103000-alu01-cluster-root-n10000", LangGo, false},
+	}
+	for _, tt := range tests {
+		if tt.r.ID != tt.id {
+			t.Errorf("ID = %s, want %s", tt.r.ID, tt.id)
+		}
+		back, err := s.Load(tt.r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Server.StackName() != tt.stack {
+			t.Errorf("%s: stack %q, want %q", tt.id, back.Server.StackName(), tt.stack)
+		}
+		b, _ := os.ReadFile(filepath.Join(s.Dir(), "alu01", tt.id+".json"))
+		if got := strings.Contains(string(b), `"stack"`); got != tt.inJSON {
+			t.Errorf("%s: stack in the JSON = %v, want %v", tt.id, got, tt.inJSON)
+		}
+	}
+	custom := ServerInfo{Mode: ModeCustom}
+	if custom.StackName() != "" {
+		t.Errorf("a custom URL run's stack = %q, want none", custom.StackName())
+	}
+}
+
 func TestOpenStoreErrors(t *testing.T) {
 	if _, err := OpenStore(""); err == nil || fail.KindOf(err) != fail.Usage {
 		t.Errorf("OpenStore(\"\") = %v", err)

@@ -203,8 +203,8 @@ func gradeNode(t *testing.T, host lab.Host, targets []Target) {
 	// to three rounds) while the cluster has not won; grading reads the
 	// latest run.
 	plan, err := bench.ParsePlan("node plan", []byte(fmt.Sprintf(`servers:
-  - {name: single, port: %d}
-  - {name: cluster, port: %d}
+  - {name: single, port: %d, stack: node}
+  - {name: cluster, port: %d, stack: node}
 warmup: {requests: 200, concurrency: 20}
 scenarios:
   - {name: api-k, route: /api/500000, requests: 2000, concurrency: 20, keepalive: true}
@@ -227,6 +227,9 @@ scenarios:
 		}
 		rps := map[string]float64{}
 		for _, r := range out.Records() {
+			if r.Server.Stack != bench.LangNode {
+				t.Errorf("%s: stack %q, want node (the plan's)", r.ID, r.Server.Stack)
+			}
 			rps[r.Server.Mode] = r.Result.RPS
 			t.Logf("FIGURE bench round %d %s %s: %.0f rps", round, r.Server.Mode, r.Scenario.Describe(), r.Result.RPS)
 		}

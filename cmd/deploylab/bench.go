@@ -38,7 +38,9 @@ client's and the servers' CPU time and the cluster's requests per worker are
 sampled on the host.
 
 Every run is stored as one JSON file (schema deploylab.bench/v1) under
---results-dir; deploylab grade reads the latest. The table compares single
+--results-dir, with the server's stack (go for deploylab up's servers, node
+for up --app node's with --compare); deploylab grade reads the latest per
+server and route, the go stack's when both were measured. The table compares single
 and cluster (rps, latency percentiles, errors, speedup, CPU, balance of the
 workers) and, where the single server wins, says why from the figures.
 Ctrl-C stops; the runs already finished are kept and shown.
@@ -48,6 +50,7 @@ Ctrl-C stops; the runs already finished are kept and shown.
   deploylab bench --host vm --url /api/500000 -n 5000 -c 50 --server cluster
   deploylab bench --host vm --tool loadtest
   deploylab bench --host vm --compare          # Node single/PM2 cluster vs Go single/cluster
+  deploylab bench --host vm --stack node --port 3100 --cluster-port 3101
   deploylab bench ls --host alu01
   deploylab bench show 20261122-103000`
 
@@ -82,6 +85,7 @@ func newBenchCmd(r *rootCmd) *cobra.Command {
 	f.BoolP("keepalive", "k", false, "with --url: reuse connections")
 	f.StringSlice("server", nil, "only these servers of the plan: single, cluster")
 	f.String("tool", bench.ToolLoadgen, "load generator on the host: loadgen (deploylab's) or loadtest (npm's, when installed)")
+	f.String("stack", bench.LangGo, "what the plan's servers are, stored with the results: go (deploylab up's) or node (up --app node's; --port 3100 --cluster-port 3101)")
 	f.Int("port", 3000, "port of the single server (default plan)")
 	f.Int("cluster-port", 3001, "port of the clustered server (default plan)")
 	addResultsDirFlag(c)
@@ -126,6 +130,15 @@ func benchPlan(c *cobra.Command, cfg *config.Config) (*bench.Plan, error) {
 		}
 	} else if f.Changed("requests") || f.Changed("concurrency") || f.Changed("keepalive") {
 		return nil, fail.Errorf(fail.Usage, "e.g. deploylab bench --host vm --url /api/500000 -n 5000 -c 50", "-n, -c and -k go with --url")
+	}
+	if f.Changed("stack") {
+		stack, _ := f.GetString("stack")
+		if stack != bench.LangGo && stack != bench.LangNode {
+			return nil, fail.Errorf(fail.Usage, "use --stack go (deploylab up's servers) or --stack node (up --app node's)", "unknown stack %q", stack)
+		}
+		for i := range p.Servers {
+			p.Servers[i].Stack = stack
+		}
 	}
 	var names []string
 	for _, s := range servers {
@@ -235,7 +248,7 @@ func newBenchLsCmd(r *rootCmd) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tWHEN\tHOST\tSERVER\tSCENARIO\tTOOL\tRPS\tP99\tERRORS")
+			fmt.Fprintln(tw, "ID\tWHEN\tHOST\tSTACK\tSERVER\tSCENARIO\tTOOL\tRPS\tP99\tERRORS")
 			for _, x := range runs {
 				p99 := "-"
 				if l := x.Result.Latency; l != nil {
@@ -244,8 +257,12 @@ func newBenchLsCmd(r *rootCmd) *cobra.Command {
 				if x.Scenario.Kind == bench.KindBlocking && x.Result.Latency != nil {
 					p99 = fmt.Sprintf("waited %.1f ms", x.Result.Latency.Max/1000)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%d\n", x.ID, x.At.Local().Format("2006-01-02 15:04"), x.Host.Name,
-					x.Server.Mode, x.Scenario.Describe(), strings.TrimSpace(x.Tool.Name+" "+x.Tool.Version), x.Result.RPS, p99, x.Result.Errors.Total)
+				stack := x.Server.StackName()
+				if stack == "" {
+					stack = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%d\n", x.ID, x.At.Local().Format("2006-01-02 15:04"), x.Host.Name,
+					stack, x.Server.Mode, x.Scenario.Describe(), strings.TrimSpace(x.Tool.Name+" "+x.Tool.Version), x.Result.RPS, p99, x.Result.Errors.Total)
 			}
 			return tw.Flush()
 		},
@@ -295,7 +312,11 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 			}
 			if len(runs) == 1 {
 				x := runs[0]
-				fmt.Fprintf(r.stdout, "\nid %s, at %s, url %s\n", x.ID, x.At.Local().Format("2006-01-02 15:04:05"), x.Server.URL)
+				stack := ""
+				if st := x.Server.StackName(); st != "" {
+					stack = ", stack " + st
+				}
+				fmt.Fprintf(r.stdout, "\nid %s, at %s%s, url %s\n", x.ID, x.At.Local().Format("2006-01-02 15:04:05"), stack, x.Server.URL)
 				for _, n := range append(x.Notes, x.Result.Notes...) {
 					fmt.Fprintf(r.stdout, "note: %s\n", n)
 				}
