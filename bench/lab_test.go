@@ -96,6 +96,7 @@ scenarios:
 	WriteReport(&rep, recs)
 	t.Logf("report:\n%s", rep.String())
 	blk := map[string]*Record{}
+	var clientCPU float64
 	for _, r := range recs {
 		name := r.Server.Mode + " " + r.Scenario.Name
 		if r.Host.Name != h.Name || r.Host.CPUs < 1 || r.Host.Kernel == "" || r.Host.Arch == "" || r.Server.Unit == "" {
@@ -109,8 +110,11 @@ scenarios:
 		if res.Completed != int64(r.Scenario.Requests) || res.Errors.Total != 0 {
 			t.Errorf("%s: completed %d, errors %d %v", name, res.Completed, res.Errors.Total, res.ErrorSamples)
 		}
-		if r.CPU == nil || r.CPU.ClientS <= 0 || r.CPU.ServerS == nil || *r.CPU.ServerS <= 0 || r.CPU.ServerSource != "cgroup" {
+		// Client CPU is read in 10 ms ticks: each run >= 0, all > 0 (below).
+		if r.CPU == nil || r.CPU.ClientS < 0 || r.CPU.ServerS == nil || *r.CPU.ServerS <= 0 || r.CPU.ServerSource != "cgroup" {
 			t.Errorf("%s: cpu %+v, notes %v", name, r.CPU, r.Notes)
+		} else {
+			clientCPU += r.CPU.ClientS
 		}
 		if r.Server.Mode == ModeCluster {
 			var sum uint64
@@ -121,6 +125,9 @@ scenarios:
 				t.Errorf("%s: workers %+v (sum %d), notes %v", name, r.Workers, sum, r.Notes)
 			}
 		}
+	}
+	if clientCPU <= 0 {
+		t.Errorf("the load runs read no client CPU at all: the sampling around the runs is broken")
 	}
 	s, c := blk[ModeSingle], blk[ModeCluster]
 	if s == nil || c == nil {
