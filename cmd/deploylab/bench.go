@@ -15,6 +15,7 @@ import (
 	"github.com/deploylab/deploylab/bench"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/inventory"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -166,31 +167,8 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	targets := make([]bench.Target, 0, len(hosts))
-	for _, h := range hosts {
-		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
-	}
-	out, runErr := bench.Run(c.Context(), targets, bench.Options{
-		Plan:  plan,
-		Tool:  tool,
-		Store: store,
-		Forks: cfg.Forks,
-		Dial: func(ctx context.Context, t bench.Target) (remote.Executor, error) {
-			return r.dial(ctx, t.Remote)
-		},
-		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
-			bins, err := payload.Binaries(ctx, goarch)
-			if err != nil {
-				return nil, err
-			}
-			b, ok := bins[payload.Loadgen]
-			if !ok {
-				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
-			}
-			return b, nil
-		},
-		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
-	})
+	targets := benchTargets(hosts, cfg)
+	out, runErr := bench.Run(c.Context(), targets, r.benchOptions(cfg, plan, tool, store))
 	if out == nil {
 		return runErr
 	}
@@ -327,4 +305,37 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 	c.Flags().Bool("json", false, "print the stored JSON document(s)")
 	addResultsDirFlag(c)
 	return c
+}
+
+// benchTargets are the hosts to measure, with how to reach them.
+func benchTargets(hosts []inventory.Host, cfg *config.Config) []bench.Target {
+	targets := make([]bench.Target, 0, len(hosts))
+	for _, h := range hosts {
+		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
+	}
+	return targets
+}
+
+// benchOptions are the options of a bench run from the command line (plain
+// or --compare): this run's dialer, the loadgen built for each host's
+// architecture, and progress on stderr.
+func (r *rootCmd) benchOptions(cfg *config.Config, plan *bench.Plan, tool string, store *bench.Store) bench.Options {
+	return bench.Options{
+		Plan: plan, Tool: tool, Store: store, Forks: cfg.Forks,
+		Dial: func(ctx context.Context, t bench.Target) (remote.Executor, error) {
+			return r.dial(ctx, t.Remote)
+		},
+		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
+			bins, err := payload.Binaries(ctx, goarch)
+			if err != nil {
+				return nil, err
+			}
+			b, ok := bins[payload.Loadgen]
+			if !ok {
+				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
+			}
+			return b, nil
+		},
+		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
+	}
 }

@@ -14,8 +14,6 @@ import (
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/lab"
-	"github.com/deploylab/deploylab/payload"
-	"github.com/deploylab/deploylab/remote"
 )
 
 // addNodeAppFlags adds up's --app, --node-port and --node-cluster-port.
@@ -102,28 +100,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	targets := make([]bench.Target, 0, len(hosts))
-	for _, h := range hosts {
-		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
-	}
-	cmp, runErr := bench.Compare(c.Context(), targets, compareStacks(c, cfg), bench.Options{
-		Plan: plan, Tool: tool, Store: store, Forks: cfg.Forks,
-		Dial: func(ctx context.Context, t bench.Target) (remote.Executor, error) {
-			return r.dial(ctx, t.Remote)
-		},
-		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
-			bins, err := payload.Binaries(ctx, goarch)
-			if err != nil {
-				return nil, err
-			}
-			b, ok := bins[payload.Loadgen]
-			if !ok {
-				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
-			}
-			return b, nil
-		},
-		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
-	})
+	cmp, runErr := bench.Compare(c.Context(), benchTargets(hosts, cfg), compareStacks(c, cfg), r.benchOptions(cfg, plan, tool, store))
 	if cmp != nil && len(cmp.Records) > 0 {
 		fmt.Fprintln(r.stdout)
 		if err := bench.WriteComparison(r.stdout, cmp); err != nil {
