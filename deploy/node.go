@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/remote"
 )
 
 // The practice's own stack: its Express app, single and clustered, run by
@@ -212,13 +211,8 @@ func UpNode(ctx context.Context, targets []Target, o NodeUpOptions) (*Recap, err
 			return nil, err
 		}
 	}
-	if len(targets) == 0 {
-		return nil, fail.Errorf(fail.Usage, "give --host ADDRESS or -i INVENTORY", "no hosts to deploy to")
-	}
-	for _, t := range targets {
-		if _, err := remote.ResolveHost(t.Host, ""); err != nil {
-			return nil, err
-		}
+	if err := checkTargets(targets); err != nil {
+		return nil, err
 	}
 	u := &nodeUp{n: n, verifyTimeout: o.VerifyTimeout}
 	if u.verifyTimeout <= 0 {

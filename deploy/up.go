@@ -51,6 +51,21 @@ const (
 // MaxExposure is the systemd-analyze security score up aims at ("OK").
 const MaxExposure = 2.0
 
+// checkTargets refuses a deployment with no host, or with settings that
+// cannot work (a password variable that is not set), before any host is
+// visited.
+func checkTargets(targets []Target) error {
+	if len(targets) == 0 {
+		return fail.Errorf(fail.Usage, "give --host ADDRESS or -i INVENTORY", "no hosts to deploy to")
+	}
+	for _, t := range targets {
+		if _, err := remote.ResolveHost(t.Host, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Up deploys the payload to every target: facts, payload (built here for
 // the host's architecture), upload, release switch, units, one task per
 // service (enable, start, restart or reload), verify over HTTP from the
@@ -63,15 +78,8 @@ func Up(ctx context.Context, targets []Target, o UpOptions) (*Recap, error) {
 			return nil, err
 		}
 	}
-	if len(targets) == 0 {
-		return nil, fail.Errorf(fail.Usage, "give --host ADDRESS or -i INVENTORY", "no hosts to deploy to")
-	}
-	// Settings that cannot work (a password variable that is not set) are
-	// refused before any host is visited.
-	for _, t := range targets {
-		if _, err := remote.ResolveHost(t.Host, ""); err != nil {
-			return nil, err
-		}
+	if err := checkTargets(targets); err != nil {
+		return nil, err
 	}
 	build := o.Build
 	if build == nil {
