@@ -22,6 +22,9 @@ type DownOptions struct {
 	Check      bool
 	Dial       DialFunc
 	Observer   Observer
+	// Node, when set, removes the practice's Node deployment (up --app
+	// node) instead of deploylab's Go servers.
+	Node *NodeDeployment
 }
 
 // Down undoes Up on every target, whatever the supervisor: it stops and
@@ -31,6 +34,10 @@ type DownOptions struct {
 func Down(ctx context.Context, targets []Target, o DownOptions) (*Recap, error) {
 	if len(targets) == 0 {
 		return nil, fail.Errorf(fail.Usage, "give --host ADDRESS or -i INVENTORY", "no hosts")
+	}
+	if o.Node != nil {
+		return Run(ctx, targets, nodeDownTasks(*o.Node), RunOptions{Forks: o.Forks, Check: o.Check, Dial: o.Dial, Observer: o.Observer,
+			NewData: func(Target) any { return &nodeVerbHost{} }}), nil
 	}
 	d := o.Deployment
 	if d.Root == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ type LogsOptions struct {
 	Dial DialFunc
 	// Prefix puts "host | " before each line (for several hosts).
 	Prefix bool
+	// Node, when set, prints the practice's Node apps' PM2 log files (up
+	// --app node); Services are then the Node deployment's.
+	Node *NodeDeployment
 }
 
 // Logs prints the services' last lines of each target to w: the journal
@@ -35,6 +39,9 @@ type LogsOptions struct {
 // cancelled, which is not an error.
 func Logs(ctx context.Context, targets []Target, w io.Writer, o LogsOptions) error {
 	d := o.Deployment
+	if o.Node != nil {
+		d = o.Node.Deployment()
+	}
 	if d.Root == "" {
 		d, _ = NewDeployment(DeploymentOptions{})
 	}
@@ -105,6 +112,9 @@ func logsHost(ctx context.Context, t Target, d Deployment, svcs []Service, o Log
 	}
 	defer ex.Close()
 	h := &HostRun{Name: t.Name, Exec: ex}
+	if o.Node != nil {
+		return nodeLogs(ctx, h, *o.Node, svcs, o, emit)
+	}
 	out, err := sh(ctx, h, "read supervisor", supervisorScript(d))
 	if err != nil {
 		return err
@@ -173,13 +183,34 @@ func pm2Logs(ctx context.Context, h *HostRun, d Deployment, svcs []Service, o Lo
 			files = append(files, fmt.Sprintf("%s/.pm2/logs/%s-%s.log", d.PM2Home(), pm2Name(s), kind))
 		}
 	}
+	return tailFiles(ctx, h, sh, files, o, emit)
+}
+
+// nodeLogs prints the Node apps' PM2 log files, read as the login user.
+func nodeLogs(ctx context.Context, h *HostRun, n NodeDeployment, svcs []Service, o LogsOptions, emit func(host, text string)) error {
+	st, err := readNodeState(ctx, h, n)
+	if err != nil {
+		return err
+	}
+	files := nodeLogFiles(st, svcs)
+	if len(files) == 0 {
+		return fail.Errorf(fail.Failed, "deploy it first: deploylab up --app node", "no PM2 log file of the Node apps for user %s (in %s/logs)", st.User, st.PM2Home)
+	}
+	return tailFiles(ctx, h, userSh, files, o, emit)
+}
+
+// tailFiles prints the last o.Lines lines of each file (read with run),
+// each line after the file's name ("deploylab-node-cluster-out-1 | ..."),
+// then with o.Follow the bytes added to them, until ctx is cancelled.
+func tailFiles(ctx context.Context, h *HostRun, run func(ctx context.Context, h *HostRun, what, script string) (string, error),
+	files []string, o LogsOptions, emit func(host, text string)) error {
 	sizes := map[string]int64{}
 	read := func(first bool) error {
 		var b strings.Builder
 		for _, f := range files {
 			fmt.Fprintf(&b, "echo \"@@file %s $(stat -c %%s %s 2>/dev/null || echo 0)\"\n", f, q(f))
 		}
-		out, err := sh(ctx, h, "pm2 logs", b.String())
+		out, err := run(ctx, h, "read logs", b.String())
 		if err != nil {
 			return err
 		}
@@ -192,17 +223,18 @@ func pm2Logs(ctx context.Context, h *HostRun, d Deployment, svcs []Service, o Lo
 			}
 			prev, seen := sizes[f]
 			sizes[f] = n
+			label := strings.TrimSuffix(path.Base(f), ".log")
 			switch {
 			case first:
-				fmt.Fprintf(&cmd, "tail -n %d %s 2>/dev/null\n", o.Lines, q(f))
+				fmt.Fprintf(&cmd, "tail -n %d %s 2>/dev/null | sed %s\n", o.Lines, q(f), q("s|^|"+label+" \\| |"))
 			case seen && n > prev:
-				fmt.Fprintf(&cmd, "tail -c +%d %s 2>/dev/null | head -c %d\n", prev+1, q(f), n-prev)
+				fmt.Fprintf(&cmd, "tail -c +%d %s 2>/dev/null | head -c %d | sed %s\n", prev+1, q(f), n-prev, q("s|^|"+label+" \\| |"))
 			}
 		}
 		if cmd.Len() == 0 {
 			return nil
 		}
-		out, err = sh(ctx, h, "pm2 logs", cmd.String()+"exit 0\n")
+		out, err = run(ctx, h, "read logs", cmd.String()+"exit 0\n")
 		if err != nil {
 			return err
 		}

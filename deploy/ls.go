@@ -64,6 +64,9 @@ type LsOptions struct {
 	Dial       DialFunc
 	// Sample is the CPU sampling interval; 0 means 250ms.
 	Sample time.Duration
+	// Node, when set, lists the practice's Node apps (up --app node) from
+	// the login user's pm2 jlist; Services are then the Node deployment's.
+	Node *NodeDeployment
 }
 
 // Ls reads the services' state on every target, in target order, and the
@@ -72,6 +75,9 @@ func Ls(ctx context.Context, targets []Target, o LsOptions) ([]HostStatus, *Reca
 	d := o.Deployment
 	if d.Root == "" {
 		d, _ = NewDeployment(DeploymentOptions{})
+	}
+	if o.Node != nil {
+		d = o.Node.Deployment()
 	}
 	svcs := o.Services
 	if svcs == nil {
@@ -83,6 +89,16 @@ func Ls(ctx context.Context, targets []Target, o LsOptions) ([]HostStatus, *Reca
 	var mu sync.Mutex
 	got := map[string][]ProcStatus{}
 	task := Task{"ls", func(ctx context.Context, h *HostRun) TaskResult {
+		if o.Node != nil {
+			st, err := readNodeState(ctx, h, *o.Node)
+			if err != nil {
+				return Fail(err)
+			}
+			mu.Lock()
+			got[h.Name] = nodeRows(st, svcs)
+			mu.Unlock()
+			return Ok("%d apps", len(svcs))
+		}
 		out, err := sh(ctx, h, "ls", lsScript(d, svcs, o.Sample))
 		if err != nil {
 			return Fail(err)
@@ -165,21 +181,6 @@ func parseStat(fields []string) (statFields, bool) {
 	return statFields{ticks: ut + stt, startTick: start}, true
 }
 
-type pm2Proc struct {
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-	Monit struct {
-		CPU    float64
-		Memory int64
-	} `json:"monit"`
-	PM2Env struct {
-		Status      string `json:"status"`
-		ExecMode    string `json:"exec_mode"`
-		RestartTime int    `json:"restart_time"`
-		PMUptime    int64  `json:"pm_uptime"`
-	} `json:"pm2_env"`
-}
-
 func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, error) {
 	type svcRaw struct {
 		show  map[string]string
@@ -192,7 +193,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 	var uptime float64
 	stat1, stat2 := map[string]statFields{}, map[string]statFields{}
 	rssOf := map[string]int64{}
-	var pm2 []pm2Proc
+	var pm2 []PM2Proc
 	lines := strings.Split(out, "\n")
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSpace(lines[i])
@@ -214,7 +215,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 		case line == "@@pm2":
 			if i+1 < len(lines) {
 				i++
-				_ = json.Unmarshal([]byte(strings.TrimSpace(lines[i])), &pm2)
+				pm2, _ = ParsePM2JList(lines[i])
 			}
 		case strings.HasPrefix(line, "@@svc "):
 			cur = &svcRaw{show: map[string]string{}}
@@ -268,13 +269,13 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 			ps.Status = "missing"
 			for _, p := range pm2 {
 				if p.Name == pm2Name(s) {
-					ps.Status = p.PM2Env.Status
-					ps.Restarts = p.PM2Env.RestartTime
+					ps.Status = p.Env.Status
+					ps.Restarts = p.Env.RestartTime
 					if p.PID > 0 {
 						ps.PID = p.PID
 					}
-					if ps.Status == "online" && p.PM2Env.PMUptime > 0 {
-						ps.Uptime = time.Since(time.UnixMilli(p.PM2Env.PMUptime)).Seconds()
+					if ps.Status == "online" && p.Env.PMUptime > 0 {
+						ps.Uptime = time.Since(time.UnixMilli(p.Env.PMUptime)).Seconds()
 					}
 				}
 			}

@@ -164,6 +164,8 @@ func (n NodeDeployment) Ecosystem(dir string) []byte {
       kill_timeout: 3000,
       exp_backoff_restart_delay: 100,
       max_memory_restart: "300M",
+      // Each log line starts with its time (deploylab logs --app node).
+      time: true,
     }`, name, dir, mode, instances, port)
 	}
 	return []byte("// Written by deploylab up --app node; changes here are overwritten by the next run.\n" +
@@ -241,11 +243,14 @@ type nodeUp struct {
 
 // nodeHost is what UpNode's tasks learn about one host.
 type nodeHost struct {
-	dir       string
-	noNode    bool // check mode: node would be installed
-	pm2       string
-	filesSame bool // every app file was already there
-	depsSame  bool
+	dir    string
+	noNode bool // check mode: node would be installed
+	// hadNpmCache and hadPM2Home: ~/.npm and ~/.pm2 were there before up
+	// (else up records that it added them, for down).
+	hadNpmCache, hadPM2Home bool
+	pm2                     string
+	filesSame               bool // every app file was already there
+	depsSame                bool
 }
 
 func ndata(h *HostRun) *nodeHost { return h.Data.(*nodeHost) }
@@ -304,12 +309,14 @@ func isNodeProcess(name string) bool {
 
 // nodejs makes sure node (18 or later) and npm are installed.
 func (u *nodeUp) nodejs(ctx context.Context, h *HostRun) TaskResult {
-	const probe = `printf 'node=%s\nnpm=%s\n' "$(node --version 2>/dev/null)" "$(npm --version 2>/dev/null)"`
+	const probe = `printf 'node=%s\nnpm=%s\n' "$(node --version 2>/dev/null)" "$(npm --version 2>/dev/null)"
+[ -d "$HOME/.npm" ] && echo npmcache=yes; [ -d "${PM2_HOME:-$HOME/.pm2}" ] && echo pm2home=yes; exit 0`
 	out, err := userSh(ctx, h, "node --version", probe)
 	if err != nil {
 		return Fail(err)
 	}
 	nodeV, npmV := kv(out, "node"), kv(out, "npm")
+	ndata(h).hadNpmCache, ndata(h).hadPM2Home = kv(out, "npmcache") == "yes", kv(out, "pm2home") == "yes"
 	if nodeV != "" && npmV != "" {
 		if m := majorOf(nodeV); m < NodeMinMajor {
 			return Fail(fail.Errorf(fail.Prereq, fmt.Sprintf("install Node.js %d or later on the host (Debian 12's nodejs package is 18)", NodeMinMajor), "node %s is too old for Express 5", nodeV))
@@ -324,6 +331,11 @@ func (u *nodeUp) nodejs(ctx context.Context, h *HostRun) TaskResult {
 	const install = `export DEBIAN_FRONTEND=noninteractive
 inst() { apt-get install -y -q --no-install-recommends nodejs npm >/tmp/deploylab-apt.log 2>&1; }
 inst || { apt-get update -q >>/tmp/deploylab-apt.log 2>&1; inst; } || { tail -n 3 /tmp/deploylab-apt.log >&2; exit 1; }`
+	// What up adds is recorded before it is added: a run cut short
+	// still leaves down the list.
+	if err := recordAdded(ctx, h, ndata(h).dir, "apt nodejs npm"); err != nil {
+		return Fail(err)
+	}
 	if _, err := sh(ctx, h, "apt-get install nodejs npm", install); err != nil {
 		return Fail(fail.New(fail.Prereq,
 			"the host has no package source it can reach (no internet or no apt mirror): install Node.js and npm on it by hand (apt-get install nodejs npm), or give it a Debian mirror",
@@ -420,6 +432,11 @@ elif npm ci --fetch-timeout=20000 --fetch-retries=1 >>/tmp/deploylab-npm-$$.log 
 else tail -n 3 /tmp/deploylab-npm-$$.log >&2; rm -f /tmp/deploylab-npm-$$.log; exit 1; fi
 rm -f /tmp/deploylab-npm-$$.log
 echo %s > node_modules/.deploylab-lock && echo "how=$how"`, q(d.dir), q(lock))
+	if !d.hadNpmCache {
+		if err := recordAdded(ctx, h, d.dir, "npm-cache"); err != nil {
+			return Fail(err)
+		}
+	}
 	out, err = userSh(ctx, h, "npm ci", script)
 	if err != nil {
 		return Fail(fail.New(fail.Prereq,
@@ -468,6 +485,18 @@ func (u *nodeUp) tools(ctx context.Context, h *HostRun) TaskResult {
 		return Change(changes, "would install %s (%s)", strings.Join(missing, " and "), where)
 	}
 	pkgs := strings.Join(missing, " ")
+	// npm -g runs as root (root's cache); a local install, as the user.
+	var added []string
+	if u.n.GlobalTools {
+		added = append(added, "npm-global "+pkgs)
+	} else if !d.hadNpmCache {
+		added = append(added, "npm-cache")
+	}
+	if len(added) > 0 {
+		if err := recordAdded(ctx, h, d.dir, added...); err != nil {
+			return Fail(err)
+		}
+	}
 	install := fmt.Sprintf(`mkdir -p %[1]s && cd %[1]s && { [ -f package.json ] || echo '{"name":"deploylab-tools","private":true}' > package.json; }
 export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false npm_config_loglevel=error
 npm install --offline %[2]s >/tmp/deploylab-npm-$$.log 2>&1 || npm install --fetch-timeout=20000 --fetch-retries=1 %[2]s >>/tmp/deploylab-npm-$$.log 2>&1 || { tail -n 3 /tmp/deploylab-npm-$$.log >&2; rm -f /tmp/deploylab-npm-$$.log; exit 1; }
@@ -516,10 +545,21 @@ func (u *nodeUp) startup(ctx context.Context, h *HostRun) TaskResult {
 	if home == "" {
 		home = "/root"
 	}
+	var added []string
+	if needWrite {
+		added = append(added, "startup "+unit)
+	}
+	if !d.hadPM2Home {
+		added = append(added, "pm2-home")
+	}
+	if len(added) > 0 {
+		if err := recordAdded(ctx, h, d.dir, added...); err != nil {
+			return Fail(err)
+		}
+	}
 	if needWrite {
 		// pm2 startup writes the unit with this PATH (node must be on it).
-		cmd := fmt.Sprintf("env PATH=\"$PATH:/usr/local/bin:/usr/bin:/bin:%s\" %s startup systemd -u %s --hp %s >/tmp/deploylab-pm2-startup.log 2>&1 || { tail -n 3 /tmp/deploylab-pm2-startup.log >&2; exit 1; }",
-			path.Dir(d.pm2), q(d.pm2), q(h.Facts.User), q(home))
+		cmd := fmt.Sprintf("export PATH=\"$PATH:/usr/local/bin:/usr/bin:/bin:%s\"\n%s", path.Dir(d.pm2), pm2StartupScript(q(d.pm2), h.Facts.User, home))
 		if _, err := sh(ctx, h, "pm2 startup", cmd); err != nil {
 			return Fail(err)
 		}
@@ -555,10 +595,14 @@ type PM2Proc struct {
 		Status      string `json:"status"`
 		ExecMode    string `json:"exec_mode"`
 		RestartTime int    `json:"restart_time"`
-		Script      string `json:"pm_exec_path"`
-		Cwd         string `json:"pm_cwd"`
-		Port        any    `json:"PORT"`
-		Instances   any    `json:"instances"`
+		// PMUptime is when the process (re)started, in ms since the epoch.
+		PMUptime  int64  `json:"pm_uptime"`
+		Script    string `json:"pm_exec_path"`
+		Cwd       string `json:"pm_cwd"`
+		Port      any    `json:"PORT"`
+		Instances any    `json:"instances"`
+		OutLog    string `json:"pm_out_log_path"`
+		ErrLog    string `json:"pm_err_log_path"`
 	} `json:"pm2_env"`
 }
 
@@ -651,6 +695,11 @@ func (u *nodeUp) apps(ctx context.Context, h *HostRun) TaskResult {
 			why = "the app changed"
 		}
 		return Change(change, "would %s the apps (%s)", action, why)
+	}
+	if !d.hadPM2Home {
+		if err := recordAdded(ctx, h, d.dir, "pm2-home"); err != nil {
+			return Fail(err)
+		}
 	}
 	script := fmt.Sprintf(`cd %[2]s || exit 1
 if [ %[3]s = reload ]; then %[1]s reload ecosystem.config.js --update-env >/tmp/deploylab-pm2-$$.log 2>&1

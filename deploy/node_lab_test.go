@@ -70,9 +70,10 @@ Promise.all(Array.from({ length: conc }, one)).then(() => console.log(JSON.strin
 // variant: Debian's node 18 and npm, global pm2 and loadtest, express in
 // npm's cache, no internet): both apps answer, PM2 runs the cluster in
 // cluster_mode with one process per CPU under an enabled pm2-<user>.service;
-// a second run changes nothing; check mode reports nothing to do; and a
-// pm2 reload under load is measured (PM2 replaces both processes at once:
-// failed requests are recorded, not hidden).
+// a second run changes nothing; check mode reports nothing to do; a
+// reload (deploylab reload --app node) under load is measured (PM2 replaces
+// both processes at once: failed requests are recorded, not hidden); the
+// deployment gets every automatic point; then the verbs and down.
 func TestUpNodeLab(t *testing.T) {
 	l := labtest.Start(t, labtest.Options{Variant: lab.VariantNode})
 	host := l.Hosts()[0]
@@ -172,19 +173,20 @@ func TestUpNodeLab(t *testing.T) {
 		done <- res
 	}()
 	time.Sleep(1500 * time.Millisecond)
-	rl, err := c.Run(ctx, "pm2 reload "+NodeClusterApp)
-	if err != nil || rl.ExitCode != 0 {
-		t.Fatalf("pm2 reload: %v %s", err, rl.Stderr)
-	}
+	// deploylab reload --app node cluster: pm2 reload, then pm2 save.
+	nodeControlOK(t, host, VerbReload, "cluster", true)
 	lres := <-done
 	if lres.OK == 0 {
 		t.Fatalf("no request answered during the reload: %+v", lres)
 	}
 	// Recorded, not asserted to be zero: PM2 replaces both processes at
 	// once with 2 instances (PM2_CONCURRENT_ACTIONS) and drops requests.
-	defer gradeNode(t, host, targets)
-	t.Logf("FIGURE pm2 reload under load (%d instances, 4 connections, 6 s): %d ok, %d failed (%.2f%%), first error %q",
+	t.Logf("FIGURE reload --app node under load (%d instances, 4 connections, 6 s): %d ok, %d failed (%.2f%%), first error %q",
 		f.CPUs, lres.OK, lres.Failed, 100*float64(lres.Failed)/float64(lres.OK+lres.Failed), lres.First)
+
+	gradeNode(t, host, targets)
+	nodeVerbsLab(t, host, f.CPUs)
+	nodeDownLab(t, host)
 }
 
 // gradeNode benches the Node pair with a small plan and grades the host with
@@ -297,5 +299,26 @@ func TestUpNodeNoPackagesLab(t *testing.T) {
 	if last.Task != TaskNode || last.Status != Failed || !strings.Contains(last.Hint, "no package source") || fail.KindOf(h.Err()) != fail.Prereq {
 		t.Errorf("want the nodejs task failed with a prerequisite error naming the missing package source; got %s %s: %s (hint %q, kind %v)",
 			last.Task, last.Status, last.Error, last.Hint, fail.KindOf(h.Err()))
+	}
+
+	// down after the failed up: the packages up recorded (before trying to
+	// install them) are not there, so nothing is purged; the app directory
+	// holding the record goes.
+	n, _ := NewNodeDeployment(NodeOptions{})
+	rc, err = Down(verbCtx(t), targets, DownOptions{Dial: labDial, Node: &n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rc.Hosts[0].Tasks {
+		t.Logf("down --app node %s: %s %s%s", r.Task, r.Status, r.Msg, r.Error)
+		if r.Task == TaskDownPackages && r.Status != OK {
+			t.Errorf("down --app node after a failed install: packages %s %s, want ok", r.Status, r.Msg)
+		}
+	}
+	if err := rc.Err(); err != nil {
+		t.Fatalf("down --app node after a failed up: %v", err)
+	}
+	if out := remoteRun(t, l.Hosts()[0], "ls -d /home/deploy/deploylab-node 2>/dev/null; true"); out != "" {
+		t.Errorf("down --app node left %s", out)
 	}
 }

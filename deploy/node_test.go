@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploylab/deploylab/internal/fail"
 )
@@ -161,5 +164,86 @@ func TestNodeAppRuns(t *testing.T) {
 				t.Errorf("GET /api/12abc = %d %q, want the practice's parseInt (78)", code, body)
 			}
 		})
+	}
+}
+
+// TestNodeState reads the Node verbs' state script output (a PM2 daemon
+// message before jlist's JSON included) and turns it into ls rows.
+func TestNodeState(t *testing.T) {
+	now := time.Now().UnixMilli()
+	out := fmt.Sprintf(`@@user deploy
+@@home /home/deploy
+@@dir /home/deploy/deploylab-node
+@@exists
+@@pm2 /usr/local/bin/pm2
+@@pm2home /home/deploy/.pm2
+@@unit
+@@homeexists
+@@added startup pm2-deploy.service
+@@added pm2-home
+@@log /home/deploy/.pm2/logs/deploylab-node-single-out-0.log
+@@log /home/deploy/.pm2/logs/deploylab-node-single-error-0.log
+@@log /home/deploy/.pm2/logs/deploylab-node-cluster-out-1.log
+@@daemon
+@@jlist
+>>>> In-memory PM2 is out-of-date, do:
+[{"name":"deploylab-node-single","pid":10,"pm_id":0,"monit":{"cpu":1.5,"memory":1000},"pm2_env":{"status":"online","exec_mode":"fork_mode","restart_time":3,"pm_uptime":%[1]d,"pm_out_log_path":"/l/s-out-0.log","pm_err_log_path":"/l/s-error-0.log"}},
+{"name":"deploylab-node-cluster","pid":12,"pm_id":2,"monit":{"cpu":2,"memory":300},"pm2_env":{"status":"online","exec_mode":"cluster_mode","restart_time":1,"pm_uptime":%[2]d,"pm_out_log_path":"/l/c-out-2.log","pm_err_log_path":"/l/c-error-2.log"}},
+{"name":"deploylab-node-cluster","pid":0,"pm_id":1,"monit":{"cpu":0,"memory":0},"pm2_env":{"status":"stopped","exec_mode":"cluster_mode","restart_time":0,"pm_uptime":%[2]d,"pm_out_log_path":"/l/c-out-1.log","pm_err_log_path":"/l/c-error-1.log"}},
+{"name":"blog","pid":20,"pm_id":3,"monit":{"cpu":0,"memory":5},"pm2_env":{"status":"online","exec_mode":"fork_mode"}}]
+`, now-90_000, now-30_000)
+	st, err := parseNodeState(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.User != "deploy" || !st.DirExists || !st.Daemon || !st.Unit || !st.HomeExists || st.PM2 != "/usr/local/bin/pm2" || len(st.Procs) != 4 || len(st.Logs) != 3 {
+		t.Fatalf("state: %+v", st)
+	}
+	if a, ok := st.added("startup"); !ok || addedUnit(a, st.User) != "pm2-deploy.service" {
+		t.Errorf("added startup: %q %v", a, ok)
+	}
+	if _, ok := st.added("apt"); ok {
+		t.Error("apt recorded, want not")
+	}
+	if got := st.others(); !cmp.Equal(got, []string{"blog"}) {
+		t.Errorf("others = %v, want [blog]", got)
+	}
+	n, _ := NewNodeDeployment(NodeOptions{})
+	rows := nodeRows(st, n.Deployment().Services)
+	if len(rows) != 2 {
+		t.Fatalf("rows: %+v", rows)
+	}
+	single, cluster := rows[0], rows[1]
+	if single.Status != "online" || single.PID != 10 || single.Restarts != 3 || single.CPU != 1.5 || single.Memory != 1000 ||
+		single.Uptime < 89 || single.Uptime > 120 || single.Mode != "fork" {
+		t.Errorf("single: %+v", single)
+	}
+	if cluster.Status != "degraded" || cluster.Mode != "cluster" || cluster.PID != 0 || cluster.Restarts != 1 || cluster.Memory != 300 ||
+		len(cluster.Workers) != 2 || cluster.Workers[0].Name != "worker 1" || cluster.Workers[0].PID != 0 || cluster.Workers[1].PID != 12 {
+		t.Errorf("cluster: %+v", cluster)
+	}
+	svcs, _ := n.Deployment().SelectServices("cluster")
+	if got := nodeLogFiles(st, svcs); !cmp.Equal(got, []string{"/l/c-out-1.log", "/l/c-error-1.log", "/l/c-out-2.log", "/l/c-error-2.log"}) {
+		t.Errorf("cluster log files: %v", got)
+	}
+
+	// PM2's daemon down: no jlist; the apps are stopped, their log files
+	// are found in PM2's logs directory.
+	st, err = parseNodeState(strings.Split(out, "@@daemon")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = nodeRows(st, n.Deployment().Services)
+	if rows[0].Status != "stopped" || rows[1].Status != "stopped" {
+		t.Errorf("daemon down: %+v", rows)
+	}
+	svcs, _ = n.Deployment().SelectServices("single")
+	if got := nodeLogFiles(st, svcs); !cmp.Equal(got, []string{"/home/deploy/.pm2/logs/deploylab-node-single-out-0.log", "/home/deploy/.pm2/logs/deploylab-node-single-error-0.log"}) {
+		t.Errorf("daemon down: single log files %v", got)
+	}
+	// Nothing deployed.
+	st, _ = parseNodeState("@@user deploy\n@@pm2 \n")
+	if rows := nodeRows(st, n.Deployment().Services); rows[0].Status != "missing" {
+		t.Errorf("nothing deployed: %+v", rows[0])
 	}
 }

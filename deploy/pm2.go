@@ -109,11 +109,11 @@ func (u *up) pm2Up(ctx context.Context, h *HostRun) TaskResult {
 			st[k] = strings.TrimSpace(v)
 		}
 	}
-	var procs []pm2Proc
+	var procs []PM2Proc
 	_ = json.Unmarshal([]byte(st["jlist"]), &procs)
 	online := map[string]bool{}
 	for _, p := range procs {
-		online[p.Name] = p.PM2Env.Status == "online"
+		online[p.Name] = p.Env.Status == "online"
 	}
 	var changes []string
 	if st["user"] != "yes" {
@@ -170,7 +170,7 @@ func (u *up) pm2Up(ctx context.Context, h *HostRun) TaskResult {
 	if st["startup"] != "yes" {
 		// The PM2 daemon starts under its systemd unit, not in this SSH
 		// session: pm2 startup writes and enables it, resurrect starts it.
-		fmt.Fprintf(&s, "pm2 startup systemd -u %s --hp %s\n", PM2User, q(home))
+		fmt.Fprintf(&s, "%s\n", pm2StartupScript("pm2", PM2User, home))
 		fmt.Fprintf(&s, "systemctl is-enabled %s\n", PM2StartupUnit)
 	}
 	fmt.Fprintf(&s, "systemctl is-active %s || systemctl start %s\n", PM2StartupUnit, PM2StartupUnit)
@@ -224,6 +224,15 @@ func (u *up) pm2Up(ctx context.Context, h *HostRun) TaskResult {
 	return Change(changes, "%s under pm2 %s (fork mode), release %s", strings.Join(changes, ", "), pm2.Version, d.set.Hash)
 }
 
+// pm2StartupScript runs `pm2 startup systemd` for user (PM2_HOME under
+// home) as root, with a throwaway PM2_HOME for root's own pm2 run, which
+// would otherwise leave a /root/.pm2 behind. It works under set -e; on
+// failure the last lines of pm2's output go to stderr.
+func pm2StartupScript(pm2, user, home string) string {
+	return fmt.Sprintf(`t=$(mktemp -d); if PM2_HOME="$t" %s startup systemd -u %s --hp %s >"$t.log" 2>&1; then rc=0; else rc=$?; tail -n 3 "$t.log" >&2; fi; rm -rf "$t" "$t.log"; [ $rc = 0 ]`,
+		pm2, q(user), q(home))
+}
+
 func pm2Names(d Deployment) string {
 	var n []string
 	for _, s := range d.Services {
@@ -241,16 +250,12 @@ func systemdUnits(d Deployment) string {
 }
 
 // pm2Jlist reads pm2 jlist on the host.
-func pm2Jlist(ctx context.Context, h *HostRun, d Deployment) ([]pm2Proc, error) {
-	out, err := sh(ctx, h, "pm2 jlist", pm2Env(d)+" pm2 jlist | tail -n 1")
+func pm2Jlist(ctx context.Context, h *HostRun, d Deployment) ([]PM2Proc, error) {
+	out, err := sh(ctx, h, "pm2 jlist", pm2Env(d)+" pm2 jlist")
 	if err != nil {
 		return nil, err
 	}
-	var procs []pm2Proc
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &procs); err != nil {
-		return nil, fmt.Errorf("pm2 jlist: %w", err)
-	}
-	return procs, nil
+	return ParsePM2JList(out)
 }
 
 // pm2WaitOnline waits until every service is online in pm2 jlist.
@@ -262,7 +267,7 @@ func (u *up) pm2WaitOnline(ctx context.Context, h *HostRun) error {
 		n := 0
 		for _, p := range procs {
 			for _, s := range u.d.Services {
-				if p.Name == pm2Name(s) && p.PM2Env.Status == "online" {
+				if p.Name == pm2Name(s) && p.Env.Status == "online" {
 					n++
 				}
 			}
@@ -305,7 +310,7 @@ func pm2Control(ctx context.Context, h *HostRun, d Deployment, s Service, verb V
 	status := ""
 	for _, p := range procs {
 		if p.Name == pm2Name(s) {
-			status = p.PM2Env.Status
+			status = p.Env.Status
 		}
 	}
 	if status == "" {

@@ -43,6 +43,9 @@ func (d Deployment) SelectServices(arg string) ([]Service, error) {
 	if s, ok := d.Service(name); ok {
 		return []Service{s}, nil
 	}
+	if s, ok := d.Service("node-" + arg); ok {
+		return []Service{s}, nil
+	}
 	return nil, fail.Errorf(fail.Usage, "name single, cluster or all (or leave it out for all)", "unknown service %q", arg)
 }
 
@@ -56,13 +59,17 @@ type ControlOptions struct {
 	Observer Observer
 	// Timeout bounds the wait for a reload or a start; 0 means 30s.
 	Timeout time.Duration
+	// Node, when set, controls the practice's Node apps (up --app node)
+	// with the login user's PM2; Services are then the Node deployment's.
+	Node *NodeDeployment
 }
 
 // Control applies verb to the services on every target: one task per
 // service, named after it. The clustered server reloads with zero downtime
 // (SIGHUP, waiting until its master says the new workers are ready); a
 // service without a reload is restarted and the task says so. Under PM2
-// (the host's recorded supervisor) the same verbs go to pm2.
+// (the host's recorded supervisor) the same verbs go to pm2. With o.Node
+// they go to the Node apps of up --app node, as PM2's own verbs.
 func Control(ctx context.Context, targets []Target, verb Verb, o ControlOptions) (*Recap, error) {
 	switch verb {
 	case VerbReload, VerbRestart, VerbStop, VerbStart:
@@ -73,6 +80,9 @@ func Control(ctx context.Context, targets []Target, verb Verb, o ControlOptions)
 		return nil, fail.Errorf(fail.Usage, "give --host ADDRESS or -i INVENTORY", "no hosts")
 	}
 	d := o.Deployment
+	if o.Node != nil {
+		d = o.Node.Deployment()
+	}
 	if d.Root == "" {
 		var err error
 		if d, err = NewDeployment(DeploymentOptions{}); err != nil {
@@ -85,6 +95,18 @@ func Control(ctx context.Context, targets []Target, verb Verb, o ControlOptions)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
+	}
+	if o.Node != nil {
+		n := *o.Node
+		tasks := []Task{{"pm2", nodeDaemon(n, verb)}}
+		for _, s := range svcs {
+			// Tasks are named single and cluster (the line says which app).
+			tasks = append(tasks, Task{strings.TrimPrefix(s.Name, "node-"), func(ctx context.Context, h *HostRun) TaskResult {
+				return nodeControl(ctx, h, n, s, verb, o.Timeout)
+			}})
+		}
+		return Run(ctx, targets, tasks, RunOptions{Forks: o.Forks, Dial: o.Dial, Observer: o.Observer,
+			NewData: func(Target) any { return &nodeVerbHost{} }}), nil
 	}
 	u := &up{d: d, verifyTimeout: o.Timeout}
 	tasks := []Task{{"supervisor", detectSupervisor(d)}}

@@ -254,13 +254,13 @@ func TestVerbsLab(t *testing.T) {
 			}
 		}
 		d, _ := NewDeployment(DeploymentOptions{})
-		var procs []pm2Proc
+		var procs []PM2Proc
 		if err := json.Unmarshal([]byte(lastLine(remoteRun(t, h, pm2Env(d)+" pm2 jlist"))), &procs); err != nil {
 			t.Fatalf("pm2 jlist: %v", err)
 		}
 		online := 0
 		for _, p := range procs {
-			if strings.HasPrefix(p.Name, "deploylab-") && p.PM2Env.Status == "online" && p.PM2Env.ExecMode == "fork_mode" {
+			if strings.HasPrefix(p.Name, "deploylab-") && p.Env.Status == "online" && p.Env.ExecMode == "fork_mode" {
 				online++
 			}
 		}

@@ -29,20 +29,28 @@ func (s *syncBuf) String() string {
 }
 
 func TestSelectServices(t *testing.T) {
-	d, _ := NewDeployment(DeploymentOptions{})
+	goD, _ := NewDeployment(DeploymentOptions{})
+	n, _ := NewNodeDeployment(NodeOptions{})
+	nodeD := n.Deployment()
 	for _, c := range []struct {
+		d    Deployment
 		arg  string
 		want []string
 		err  string
 	}{
-		{"", []string{"sumserver", "sumcluster"}, ""},
-		{"all", []string{"sumserver", "sumcluster"}, ""},
-		{"single", []string{"sumserver"}, ""},
-		{"cluster", []string{"sumcluster"}, ""},
-		{"sumcluster", []string{"sumcluster"}, ""},
-		{"web", nil, `unknown service "web"`},
+		{goD, "", []string{"sumserver", "sumcluster"}, ""},
+		{goD, "all", []string{"sumserver", "sumcluster"}, ""},
+		{goD, "single", []string{"sumserver"}, ""},
+		{goD, "cluster", []string{"sumcluster"}, ""},
+		{goD, "sumcluster", []string{"sumcluster"}, ""},
+		{goD, "web", nil, `unknown service "web"`},
+		{nodeD, "", []string{"node-single", "node-cluster"}, ""},
+		{nodeD, "single", []string{"node-single"}, ""},
+		{nodeD, "cluster", []string{"node-cluster"}, ""},
+		{nodeD, "node-cluster", []string{"node-cluster"}, ""},
+		{nodeD, "sumserver", nil, `unknown service "sumserver"`},
 	} {
-		got, err := d.SelectServices(c.arg)
+		got, err := c.d.SelectServices(c.arg)
 		if c.err != "" {
 			if err == nil || err.Error() != c.err {
 				t.Errorf("%q: error %v, want %q", c.arg, err, c.err)
