@@ -247,6 +247,7 @@ func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
 		fmt.Fprintf(r.stdout, "lab host:       %s at %s (user %s), inventory %s\n", h.Name, h.Address, h.User, l.InventoryPath())
 		fmt.Fprintf(r.stdout, "servers:        Go http://%[1]s:3000 and :3001, Node http://%[1]s:3100 and PM2 cluster :3101\n", h.Address)
 		if keep {
+			fmt.Fprintf(r.stdout, "list them:      deploylab ls -i %[1]s   (the Node apps: add --app node)\n", l.InventoryPath())
 			fmt.Fprintf(r.stdout, "log in:         deploylab lab ssh 1 --lab-dir %s   (then: pm2 ls)\n", labDir)
 			fmt.Fprintf(r.stdout, "stop it:        deploylab lab stop --lab-dir %s\n", labDir)
 		}

@@ -38,6 +38,8 @@ type verbSetup struct {
 	targets  []deploy.Target
 	names    []string
 	dial     deploy.DialFunc
+	// node is the Node deployment with --app node, else nil.
+	node *deploy.NodeDeployment
 }
 
 func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error) {
@@ -48,6 +50,18 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	d, err := deploy.NewDeployment(deploy.DeploymentOptions{})
 	if err != nil {
 		return nil, err
+	}
+	var node *deploy.NodeDeployment
+	switch app := flagString(c, "app"); app {
+	case "", "go":
+	case "node":
+		nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{})
+		if err != nil {
+			return nil, err
+		}
+		node, d = &nd, nd.Deployment()
+	default:
+		return nil, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app: deploylab up --app node)", "unknown app %q", app)
 	}
 	arg := ""
 	if len(args) == 1 {
@@ -61,7 +75,7 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &verbSetup{cfg: cfg, d: d, services: svcs,
+	v := &verbSetup{cfg: cfg, d: d, services: svcs, node: node,
 		dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}
 	for _, h := range hosts {
 		v.targets = append(v.targets, deploy.Target{Name: h.Name, Host: remoteHost(h, cfg)})
@@ -72,7 +86,10 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 
 const verbsFoot = `
 SERVICE is single (the single server), cluster (the clustered server) or all
-(the default).`
+(the default). With --app node the verb acts on the practice's Express app
+that deploylab up --app node runs under the login user's PM2
+(deploylab-node-single and deploylab-node-cluster), through pm2 jlist and
+PM2's own verbs.`
 
 func newLsCmd(r *rootCmd) *cobra.Command {
 	c := &cobra.Command{
@@ -95,7 +112,7 @@ master's statistics socket, in one round trip per host.
 				return err
 			}
 			asJSON, _ := c.Flags().GetBool("json")
-			hosts, rc := deploy.Ls(c.Context(), v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial})
+			hosts, rc := deploy.Ls(c.Context(), v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node})
 			if asJSON {
 				err = deploy.WriteLsJSON(r.stdout, hosts)
 			} else {
@@ -108,6 +125,7 @@ master's statistics socket, in one round trip per host.
 		},
 	}
 	addHostFlags(c)
+	addAppFlag(c)
 	c.Flags().Bool("json", false, "print JSON (schema deploylab.ls/v1) instead of tables")
 	return c
 }
@@ -138,7 +156,7 @@ plain snapshots are printed one after another, N of them.
 			ctx := c.Context()
 			for i := 0; count == 0 || i < count; i++ {
 				start := time.Now()
-				hosts, _ := deploy.Ls(ctx, v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial})
+				hosts, _ := deploy.Ls(ctx, v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node})
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -164,6 +182,7 @@ plain snapshots are printed one after another, N of them.
 		},
 	}
 	addHostFlags(c)
+	addAppFlag(c)
 	c.Flags().Int("count", 0, "print this many snapshots and exit (0: until Ctrl-C)")
 	c.Flags().Duration("interval", time.Second, "time between refreshes")
 	return c
@@ -189,10 +208,11 @@ new lines until Ctrl-C. With several hosts each line starts with the host.
 				return fail.Errorf(fail.Usage, "give --lines 1 or more", "--lines %d is not a line count", lines)
 			}
 			return deploy.Logs(c.Context(), v.targets, r.stdout, deploy.LogsOptions{Deployment: v.d, Services: v.services,
-				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1})
+				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1, Node: v.node})
 		},
 	}
 	addHostFlags(c)
+	addAppFlag(c)
 	c.Flags().BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
 	c.Flags().IntP("lines", "n", 50, "how many past lines to print per host")
 	return c
@@ -209,7 +229,7 @@ func newControlCmd(r *rootCmd, verb deploy.Verb, short, long string) *cobra.Comm
 			if err != nil {
 				return err
 			}
-			o := deploy.ControlOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial}
+			o := deploy.ControlOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node}
 			if asJSON, _ := c.Flags().GetBool("json"); !asJSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
 			}
@@ -221,6 +241,7 @@ func newControlCmd(r *rootCmd, verb deploy.Verb, short, long string) *cobra.Comm
 		},
 	}
 	addHostFlags(c)
+	addAppFlag(c)
 	c.Flags().Bool("json", false, "print the result as JSON instead of a recap")
 	return c
 }
@@ -250,7 +271,13 @@ units, or their PM2 apps, the pm2 startup unit and the PM2 user up created),
 remove /opt/deploylab, reload systemd, and check that no unit, file, user or
 process of deploylab is left. A second run changes nothing.
 
+With --app node it undoes deploylab up --app node instead: the two apps leave
+PM2 (pm2 delete, pm2 save), and when no other PM2 app is left, what up added
+goes too (pm2-<user>.service, ~/.pm2, npm -g packages, Debian's nodejs and
+npm, ~/.npm: only what up recorded it installed), then ~/deploylab-node.
+
   deploylab down --host deploy@192.168.1.50
+  deploylab down --host deploy@192.168.1.50 --app node
   deploylab down -i clase.yaml --check      # what would be removed`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -260,7 +287,7 @@ process of deploylab is left. A second run changes nothing.
 			}
 			check, _ := c.Flags().GetBool("check")
 			asJSON, _ := c.Flags().GetBool("json")
-			o := deploy.DownOptions{Deployment: v.d, Forks: v.cfg.Forks, Check: check, Dial: v.dial}
+			o := deploy.DownOptions{Deployment: v.d, Forks: v.cfg.Forks, Check: check, Dial: v.dial, Node: v.node}
 			if !asJSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
 			}
@@ -272,9 +299,15 @@ process of deploylab is left. A second run changes nothing.
 		},
 	}
 	addHostFlags(c)
+	addAppFlag(c)
 	c.Flags().Bool("check", false, "report what would be removed, remove nothing")
 	c.Flags().Bool("json", false, "print the result as JSON instead of lines and a recap")
 	return c
+}
+
+// addAppFlag adds --app: which deployment a verb acts on.
+func addAppFlag(c *cobra.Command) {
+	c.Flags().String("app", "go", "which deployment: go (deploylab's servers) or node (the practice's Express app under PM2: up --app node)")
 }
 
 // newVerbCmds are ls, logs, reload, restart, stop, start, down and monit.
