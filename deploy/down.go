@@ -101,6 +101,21 @@ func downRun(ctx context.Context, h *HostRun, what, script string) TaskResult {
 func downServicesScript(d Deployment) string {
 	var b strings.Builder
 	b.WriteString("set -u\nact() { [ \"$DRY\" = 1 ] || \"$@\"; }\nreload=0\n")
+	b.WriteString(pm2RemoveScript(d))
+	for _, s := range d.Services {
+		u := s.Unit()
+		fmt.Fprintf(&b, "if [ -f %s ] || systemctl is-active --quiet %s; then echo removed %s; act systemctl disable --now %s >/dev/null 2>&1; act rm -f %s; reload=1; fi\n",
+			q(d.UnitPath(s)), q(u), u, q(u), q(d.UnitPath(s)))
+	}
+	b.WriteString("if [ $reload = 1 ] && [ \"$DRY\" != 1 ]; then systemctl daemon-reload; systemctl reset-failed 'deploylab-*' 'pm2-*' >/dev/null 2>&1; fi\nexit 0\n")
+	return b.String()
+}
+
+// pm2RemoveScript removes the Go servers' PM2 apps, PM2's daemon and
+// pm2-deploylab.service (up --supervisor pm2), printing "removed <what>" for
+// each; it needs act (DRY) and sets reload=1 when systemd must reload.
+func pm2RemoveScript(d Deployment) string {
+	var b strings.Builder
 	fmt.Fprintf(&b, "if id -u %s >/dev/null 2>&1 && [ -d %s/.pm2 ] && command -v pm2 >/dev/null; then\n", PM2User, q(d.PM2Home()))
 	for _, s := range d.Services {
 		fmt.Fprintf(&b, "  if %s pm2 pid %s 2>/dev/null | grep -q .; then echo removed pm2:%s; act %s pm2 delete %s >/dev/null 2>&1; fi\n",
@@ -109,12 +124,6 @@ func downServicesScript(d Deployment) string {
 	fmt.Fprintf(&b, "  act %s pm2 kill >/dev/null 2>&1\nfi\n", pm2Env(d))
 	fmt.Fprintf(&b, "if [ -f /etc/systemd/system/%s ]; then echo removed %s; act systemctl disable --now %s >/dev/null 2>&1; act rm -f /etc/systemd/system/%s; reload=1; fi\n",
 		PM2StartupUnit, PM2StartupUnit, PM2StartupUnit, PM2StartupUnit)
-	for _, s := range d.Services {
-		u := s.Unit()
-		fmt.Fprintf(&b, "if [ -f %s ] || systemctl is-active --quiet %s; then echo removed %s; act systemctl disable --now %s >/dev/null 2>&1; act rm -f %s; reload=1; fi\n",
-			q(d.UnitPath(s)), q(u), u, q(u), q(d.UnitPath(s)))
-	}
-	b.WriteString("if [ $reload = 1 ] && [ \"$DRY\" != 1 ]; then systemctl daemon-reload; systemctl reset-failed 'deploylab-*' 'pm2-*' >/dev/null 2>&1; fi\nexit 0\n")
 	return b.String()
 }
 

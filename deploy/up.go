@@ -399,6 +399,10 @@ func (u *up) release(ctx context.Context, h *HostRun) TaskResult {
 func (u *up) units(ctx context.Context, h *HostRun) TaskResult {
 	d := data(h)
 	d.unitChanged = map[string]bool{}
+	left, err := u.leavePM2(ctx, h)
+	if err != nil {
+		return Fail(err)
+	}
 	var paths []string
 	for _, s := range u.d.Services {
 		paths = append(paths, u.d.UnitPath(s))
@@ -422,11 +426,23 @@ func (u *up) units(ctx context.Context, h *HostRun) TaskResult {
 			return Fail(err)
 		}
 	}
+	// What leavePM2 removed comes first in the message.
+	pm2Msg := ""
+	if len(left) > 0 {
+		verb := "removed"
+		if h.Check {
+			verb = "would remove"
+		}
+		pm2Msg = fmt.Sprintf("%s %s (the servers ran under PM2); ", verb, strings.Join(left, ", "))
+	}
 	if len(changes) == 0 {
+		if len(left) > 0 {
+			return Change(left, "%s%d units up to date", pm2Msg, len(u.d.Services))
+		}
 		return Ok("%d units up to date", len(u.d.Services))
 	}
 	if h.Check {
-		return Change(changes, "would write %s", unitList(changes))
+		return Change(append(left, changes...), "%swould write %s", pm2Msg, unitList(changes))
 	}
 	if _, err := sh(ctx, h, "daemon-reload", "systemctl daemon-reload"); err != nil {
 		return Fail(err)
@@ -443,7 +459,38 @@ func (u *up) units(ctx context.Context, h *HostRun) TaskResult {
 	if out := strings.TrimSpace(string(r.Stdout)); r.ExitCode != 0 || relevant(out, u.d) != "" {
 		return Fail(fail.Errorf(fail.Failed, "", "systemd-analyze verify: %s", firstLines(relevant(out, u.d)+" "+out, 3)))
 	}
-	return Change(changes, "wrote %s; daemon-reload; verify clean", unitList(changes))
+	return Change(append(left, changes...), "%swrote %s; daemon-reload; verify clean", pm2Msg, unitList(changes))
+}
+
+// leavePM2 removes what up --supervisor pm2 left on a host that now gets
+// systemd units: the PM2 apps (they hold the ports), PM2's daemon and
+// pm2-deploylab.service, the PM2 user and its home, and the recorded
+// supervisor. It returns what it removed (in check mode: would remove).
+func (u *up) leavePM2(ctx context.Context, h *HostRun) ([]string, error) {
+	var b strings.Builder
+	b.WriteString("set -u\nact() { [ \"$DRY\" = 1 ] || \"$@\"; }\nreload=0\n")
+	b.WriteString(pm2RemoveScript(u.d))
+	fmt.Fprintf(&b, "if [ -e %[1]s ]; then echo removed %[2]s; act rm -rf -- %[1]s; fi\n", q(u.d.PM2Home()), u.d.PM2Home())
+	fmt.Fprintf(&b, "if id -u %[1]s >/dev/null 2>&1; then echo removed user:%[1]s; act userdel %[1]s; fi\n", PM2User)
+	fmt.Fprintf(&b, "act rm -f %s %s\n", q(u.d.SupervisorPath()), q(u.d.StatePath(Service{Name: SupervisorPM2})))
+	b.WriteString("if [ $reload = 1 ] && [ \"$DRY\" != 1 ]; then systemctl daemon-reload; fi\nexit 0\n")
+	dry := "0"
+	if h.Check {
+		dry = "1"
+	}
+	// Only when PM2 ran them: the recorded supervisor says so.
+	script := fmt.Sprintf("[ \"$(cat %s 2>/dev/null)\" = %s ] || exit 0\nDRY=%s\n%s", q(u.d.SupervisorPath()), SupervisorPM2, dry, b.String())
+	out, err := sh(ctx, h, "leave pm2", script)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, line := range strings.Split(out, "\n") {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "removed "); ok {
+			removed = append(removed, c)
+		}
+	}
+	return removed, nil
 }
 
 // relevant keeps the verify lines about our units.

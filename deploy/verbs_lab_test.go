@@ -294,6 +294,29 @@ func TestVerbsLab(t *testing.T) {
 			t.Errorf("logs under pm2: %v", err)
 		}
 		t.Logf("pm2 logs:\n%s", buf.String())
+
+		// Back to systemd without down: up removes PM2's apps (they hold
+		// the ports), daemon, startup unit and user, then runs the units.
+		rc := upWith(t, b, h, SupervisorSystemd)
+		var units TaskResult
+		for _, r := range rc.Hosts[0].Tasks {
+			if r.Task == TaskUnits {
+				units = r
+			}
+		}
+		if units.Status != Changed || !strings.Contains(units.Msg, "pm2:deploylab-sumserver") || !strings.Contains(units.Msg, PM2StartupUnit) || !strings.Contains(units.Msg, "user:"+PM2User) {
+			t.Errorf("up --supervisor systemd after pm2: units task %s %q, want PM2's apps, unit and user removed", units.Status, units.Msg)
+		}
+		st = lsOne(t, h)
+		if s, c := st["sumserver"], st["sumcluster"]; s.Status != "online" || c.Status != "online" || c.Supervisor != SupervisorSystemd {
+			t.Errorf("ls after the switch to systemd: %+v / %+v", s, c)
+		}
+		if out := remoteRun(t, h, "systemctl is-active deploylab-sumserver.service deploylab-sumcluster.service; pgrep -f '^PM2 v' || true; id -u "+PM2User+" 2>/dev/null || true"); out != "active\nactive\n" {
+			t.Errorf("after the switch to systemd: %q, want both units active, no PM2 daemon, no user %s", out, PM2User)
+		}
+		if rc := upWith(t, b, h, SupervisorSystemd); rc.Hosts[0].Changed != 0 {
+			t.Errorf("second up under systemd after the switch changed %d tasks: %v", rc.Hosts[0].Changed, changedTasks(rc.Hosts[0]))
+		}
 		downAndCheck(t, h)
 	})
 }
