@@ -34,3 +34,9 @@ echo "== go test"
 # when no other package's test binary shares the machine's cores. Tests
 # inside a package still run in parallel where they are independent.
 go test -p 1 -count=1 -timeout 40m "$@" ./...
+
+echo "== go test -race (packages that need no lab host)"
+# The race detector on the concurrent code: the payload (cluster master,
+# workers, loadgen), SSH/SFTP, bench and report. The lab tests ran above,
+# unraced: DEPLOYLAB_SKIP_LAB=1 is this run's explicit, logged skip of them.
+DEPLOYLAB_SKIP_LAB=1 go test -race -count=1 -timeout 20m "$@" ./payload/... ./remote ./inventory ./internal/... ./report ./bench/...
