@@ -198,7 +198,53 @@ func buildOnce(ctx context.Context, cache, name string, log io.Writer, build fun
 		return "", fmt.Errorf("image %s: %w", name, err)
 	}
 	fmt.Fprintf(log, "lab: image %s built in %s\n", name, time.Since(start).Round(time.Second))
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, gone := range pruneImages(cache, name, string(mounts)) {
+		fmt.Fprintf(log, "lab: removed the outdated image %s\n", gone)
+	}
 	return final, nil
+}
+
+// pruneImages removes the images of name's variant other than name (built
+// from an older recipe: no deploylab of this version uses them), except
+// those a running lab host has mounted (mountinfo: /proc/self/mountinfo's
+// text), and returns the names it removed. A failure only leaves an image
+// behind.
+func pruneImages(cache, name, mountinfo string) []string {
+	variant, _, _ := strings.Cut(name, "-")
+	old, _ := filepath.Glob(filepath.Join(cache, "images", variant+"-*"))
+	var removed []string
+	for _, dir := range old {
+		if filepath.Base(dir) == name || imageMounted(mountinfo, dir) {
+			continue
+		}
+		if removeTree(dir) == nil {
+			removed = append(removed, filepath.Base(dir))
+		}
+	}
+	return removed
+}
+
+// imageMounted says whether an overlay in mountinfo (lines "... - overlay
+// SOURCE OPTIONS") has dir among its lower directories.
+func imageMounted(mountinfo, dir string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		_, tail, ok := strings.Cut(line, " - ")
+		f := strings.Fields(tail)
+		if !ok || len(f) < 3 || f[0] != "overlay" {
+			continue
+		}
+		for _, o := range strings.Split(f[2], ",") {
+			if lower, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				for _, l := range strings.Split(lower, ":") {
+					if filepath.Clean(l) == filepath.Clean(dir) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 func buildBase(ctx context.Context, tmp string, log io.Writer) error {

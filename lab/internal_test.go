@@ -1,12 +1,14 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -295,5 +297,51 @@ func TestSlots(t *testing.T) {
 	}
 	if _, err := os.Stat(slotPath(2)); !os.IsNotExist(err) {
 		t.Errorf("slot 2 not freed: %v", err)
+	}
+}
+
+// TestPruneImages: building an image removes the variant's outdated images,
+// but not one a running lab host has mounted, nor the other variant's.
+func TestPruneImages(t *testing.T) {
+	cache := t.TempDir()
+	for _, name := range []string{"base-old1", "base-old2", "node-old1"} {
+		if err := os.MkdirAll(filepath.Join(cache, "images", name, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mounted := filepath.Join(cache, "images", "base-old2")
+	mountinfo := "24 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" +
+		"99 24 0:50 / /var/lib/deploylab/lab/hosts/lab1/root rw,relatime shared:60 - overlay overlay rw,lowerdir=" + mounted + ",upperdir=/u,workdir=/w,uuid=on\n"
+	if !imageMounted(mountinfo, mounted) || imageMounted(mountinfo, filepath.Join(cache, "images", "base-old1")) {
+		t.Fatal("imageMounted misreads mountinfo")
+	}
+	if !imageMounted("1 2 0:5 / /r rw - overlay none rw,lowerdir=/x:"+mounted+"/,upperdir=/u", mounted) {
+		t.Error("imageMounted: a second lower directory (with a trailing slash) not seen")
+	}
+	build := func(ctx context.Context, tmp string) error { return os.MkdirAll(filepath.Join(tmp, "etc"), 0o755) }
+	var log bytes.Buffer
+	if _, err := buildOnce(context.Background(), cache, "base-new", &log, build); err != nil {
+		t.Fatal(err)
+	}
+	// buildOnce reads this machine's mountinfo (no overlay of base-old2):
+	// check the rule with the fake one too.
+	got, _ := filepath.Glob(filepath.Join(cache, "images", "*"))
+	for i := range got {
+		got[i] = filepath.Base(got[i])
+	}
+	if want := []string{"base-new", "node-old1"}; !slices.Equal(got, want) {
+		t.Errorf("images after building base-new: %v, want %v", got, want)
+	}
+	if !strings.Contains(log.String(), "removed the outdated image base-old1") {
+		t.Errorf("log: %q", log.String())
+	}
+	if err := os.MkdirAll(mounted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if removed := pruneImages(cache, "base-new", mountinfo); len(removed) != 0 {
+		t.Errorf("pruned %v, a mounted image among them", removed)
+	}
+	if _, err := os.Stat(mounted); err != nil {
+		t.Errorf("the mounted image is gone: %v", err)
 	}
 }
