@@ -285,8 +285,8 @@ func (u *nodeUp) facts(ctx context.Context, h *HostRun) TaskResult {
 	if !f.Systemd {
 		return Fail(fail.Errorf(fail.Failed, "deploy to a host booted with systemd (a Debian 12 VM is): pm2 startup needs it", "%s: systemd is not running (PID 1 is %q)", desc, f.Init))
 	}
-	if !f.SudoWorks() {
-		return Fail(fail.Errorf(fail.Auth, "log in as root or as a user with passwordless sudo: apt and pm2 startup need root", "%s: user %s cannot become root without a password (sudo: %s)", desc, f.User, f.Sudo))
+	if err := checkSudo(ctx, h, desc); err != nil {
+		return Fail(err) // apt and pm2 startup need root
 	}
 	for _, p := range []int{u.n.Port, u.n.ClusterPort} {
 		for _, l := range f.ListenersOn(p) {

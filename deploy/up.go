@@ -208,10 +208,8 @@ func (u *up) facts(ctx context.Context, h *HostRun) TaskResult {
 	if !f.Systemd {
 		return Fail(fail.Errorf(fail.Failed, "deploy to a host booted with systemd (a Debian 12 VM is)", "%s: systemd is not running (PID 1 is %q)", desc, f.Init))
 	}
-	switch f.Sudo {
-	case "root", "nopasswd":
-	case "absent":
-		return Fail(fail.Errorf(fail.Auth, "log in as root or install sudo on the host", "%s: user %s cannot become root: sudo is not installed", desc, f.User))
+	if err := checkSudo(ctx, h, desc); err != nil {
+		return Fail(err)
 	}
 	// A port held by something else (the student's own node app) would
 	// make our service crash-loop: say so now.
@@ -227,6 +225,20 @@ func (u *up) facts(ctx context.Context, h *HostRun) TaskResult {
 		}
 	}
 	return Ok("%s", desc)
+}
+
+// checkSudo fails when the login user cannot become root: no sudo, or a
+// sudo that wants a password none was given for (RunSudo asks for one on a
+// terminal, or takes it from the environment: it is tried here, once).
+func checkSudo(ctx context.Context, h *HostRun, desc string) error {
+	switch f := h.Facts; f.Sudo {
+	case "root", "nopasswd":
+		return nil
+	case "absent":
+		return fail.Errorf(fail.Auth, "log in as root or install sudo on the host", "%s: user %s cannot become root: sudo is not installed", desc, f.User)
+	}
+	_, err := sh(ctx, h, "sudo", "true")
+	return err
 }
 
 func orUnknown(s string) string {

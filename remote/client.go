@@ -67,6 +67,7 @@ type Option func(*options)
 type options struct {
 	passphrase   PassphraseFunc
 	password     PasswordFunc
+	sudoPassword PasswordFunc
 	sshConfig    string
 	agentSocket  string
 	keepalive    time.Duration
@@ -103,6 +104,12 @@ func WithPassphrase(f PassphraseFunc) Option { return func(o *options) { o.passp
 // WithPasswordPrompt sets the function asked for the login password when the
 // server wants one and Host.Password is empty (see TerminalPassword).
 func WithPasswordPrompt(f PasswordFunc) Option { return func(o *options) { o.password = f } }
+
+// WithSudoPasswordPrompt sets the function asked for the sudo password
+// when a RunSudo finds that sudo wants one and Host.SudoPassword is empty:
+// once per client, checked with sudo before the command runs (a wrong one
+// is a *SudoError). The terminal's TerminalPassword fits.
+func WithSudoPasswordPrompt(f PasswordFunc) Option { return func(o *options) { o.sudoPassword = f } }
 
 // WithSSHConfig reads the ssh client configuration from path instead of
 // ~/.ssh/config; "" reads none.
@@ -157,6 +164,11 @@ type Client struct {
 
 	inflight, maxInflight atomic.Int64
 	openRetries           atomic.Int64
+
+	// sudoMu guards host.SudoPassword and sudoChecked (sudoPrompt's work).
+	sudoMu      sync.Mutex
+	sudoPrompt  PasswordFunc
+	sudoChecked bool
 }
 
 // handshakeTimer closes nothing itself: it holds the connection's deadline
@@ -240,11 +252,12 @@ func Dial(ctx context.Context, h Host, opts ...Option) (*Client, error) {
 	conn.SetDeadline(time.Time{})
 
 	c := &Client{
-		host: h,
-		addr: addr,
-		conn: ssh.NewClient(hs.c, hs.chans, hs.reqs),
-		sem:  make(chan struct{}, o.maxSessions),
-		done: make(chan struct{}),
+		host:       h,
+		addr:       addr,
+		sudoPrompt: o.sudoPassword,
+		conn:       ssh.NewClient(hs.c, hs.chans, hs.reqs),
+		sem:        make(chan struct{}, o.maxSessions),
+		done:       make(chan struct{}),
 	}
 	if o.keepalive > 0 {
 		go c.keepalive(o.keepalive, o.keepaliveMax)
@@ -293,7 +306,9 @@ func classifyHandshake(ctx context.Context, h Host, addr string, checker *hostKe
 
 // Host is the resolved host this client is connected to.
 func (c *Client) Host() Host {
+	c.sudoMu.Lock()
 	h := c.host
+	c.sudoMu.Unlock()
 	h.Password, h.SudoPassword = "", ""
 	return h
 }
@@ -557,12 +572,54 @@ func (c *Client) RunSudo(ctx context.Context, cmd string) (Result, error) {
 	if c.host.User == "root" {
 		return c.Run(ctx, cmd)
 	}
-	line, stdin := sudoCommand(cmd, c.host.SudoPassword)
+	pw, err := c.sudoPassword(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	line, stdin := sudoCommand(cmd, pw)
 	r, err := c.run(ctx, line, stdin)
 	if err != nil {
 		return r, err
 	}
 	return r, sudoRefusal(c.host.User, c.addr, r)
+}
+
+// sudoPassword returns the sudo password to use: Host.SudoPassword, else
+// (with WithSudoPasswordPrompt, the first time) the prompt's answer when
+// sudo -n says a password is needed, once sudo has accepted it.
+func (c *Client) sudoPassword(ctx context.Context) (string, error) {
+	c.sudoMu.Lock()
+	defer c.sudoMu.Unlock()
+	if c.host.SudoPassword != "" || c.sudoPrompt == nil || c.sudoChecked {
+		return c.host.SudoPassword, nil
+	}
+	r, err := c.run(ctx, "sudo -n true", nil)
+	if err != nil {
+		return "", err
+	}
+	var se *SudoError
+	if r.ExitCode == 0 || !errors.As(sudoRefusal(c.host.User, c.addr, r), &se) || !strings.Contains(se.Reason, "password") {
+		// No password needed, or sudo refuses for another reason the
+		// command itself will report.
+		c.sudoChecked = true
+		return "", nil
+	}
+	pw, err := c.sudoPrompt(ctx, c.host.User, c.addr)
+	if err != nil {
+		return "", err
+	}
+	line, stdin := sudoCommand("true", pw)
+	if r, err = c.run(ctx, line, stdin); err != nil {
+		return "", err
+	}
+	if err := sudoRefusal(c.host.User, c.addr, r); err != nil {
+		return "", err
+	}
+	if r.ExitCode != 0 {
+		return "", fmt.Errorf("sudo true on %s: exit status %d", c.addr, r.ExitCode)
+	}
+	c.host.SudoPassword, c.sudoChecked = pw, true
+	return pw, nil
 }
 
 // Close closes the connection; commands running on it fail.

@@ -129,7 +129,7 @@ func (e *SudoError) Error() string {
 
 // Hint says what the user should do about the refusal.
 func (e *SudoError) Hint() string {
-	return "give the sudo password (prompted or from an environment variable), or allow the user passwordless sudo"
+	return "give the sudo password: run deploylab on a terminal (it asks), or export it and pass --sudo-password-env NAME (sudo_password_env in an inventory); or allow the user passwordless sudo"
 }
 
 // classify wraps err in a fail error with the typed error's hint.

@@ -196,6 +196,9 @@ func TestSudoRefusalParsing(t *testing.T) {
 			if tt.refuse && (fail.KindOf(err) != fail.Auth || fail.HintOf(err) == "") {
 				t.Errorf("kind %v hint %q", fail.KindOf(err), fail.HintOf(err))
 			}
+			if tt.name == "wrong password" && se.Reason != "the sudo password is wrong" {
+				t.Errorf("reason %q, want it to say the password is wrong", se.Reason)
+			}
 		})
 	}
 }

@@ -69,6 +69,21 @@ func TerminalPassphrase() PassphraseFunc {
 	}
 }
 
+// TerminalSudoPassword asks for the sudo password on the terminal, as
+// "[sudo] password for user@address: ", with no echo.
+func TerminalSudoPassword() PasswordFunc {
+	return func(ctx context.Context, user, address string) (string, error) {
+		b, err := ReadSecret(ctx, os.Stdin, os.Stderr, fmt.Sprintf("[sudo] password for %s@%s: ", user, address))
+		if err != nil {
+			return "", err
+		}
+		if len(b) == 0 {
+			return "", errors.New("empty sudo password")
+		}
+		return string(b), nil
+	}
+}
+
 // TerminalPassword asks for login passwords on the terminal.
 func TerminalPassword() PasswordFunc {
 	return func(ctx context.Context, user, address string) (string, error) {

@@ -63,7 +63,11 @@ func sudoRefusal(user, addr string, r Result) error {
 		line = strings.TrimSpace(line)
 		for _, m := range sudoRefusals {
 			if strings.Contains(line, m) && (strings.HasPrefix(line, "sudo:") || strings.HasPrefix(line, "Sorry") || strings.HasPrefix(line, user)) {
-				return sudoFail(&SudoError{User: user, Address: addr, Reason: strings.TrimPrefix(line, "sudo: "), Result: r})
+				reason := strings.TrimPrefix(line, "sudo: ")
+				if m == "Sorry, try again." || m == "incorrect password attempt" {
+					reason = "the sudo password is wrong"
+				}
+				return sudoFail(&SudoError{User: user, Address: addr, Reason: reason, Result: r})
 			}
 		}
 	}

@@ -202,7 +202,7 @@ func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
 	} else {
 		fmt.Fprintf(r.stdout, "== 1/5 using the given host(s)\n")
 		// The host flags as given, for every step.
-		for _, name := range []string{"inventory", "host", "limit", "user", "key", "known-hosts", "accept-new", "password-env", "forks", "timeout"} {
+		for _, name := range []string{"inventory", "host", "limit", "user", "key", "known-hosts", "accept-new", "password-env", "sudo-password-env", "forks", "timeout"} {
 			if fl := f.Lookup(name); fl != nil && fl.Changed {
 				hostArgs = append(hostArgs, "--"+name+"="+fl.Value.String())
 			}

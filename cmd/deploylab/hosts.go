@@ -30,6 +30,7 @@ func addHostFlags(c *cobra.Command) {
 	f.String("known-hosts", "~/.ssh/known_hosts", "known_hosts file when the inventory gives none")
 	f.Bool("accept-new", false, "trust (and record) the key of a host seen for the first time; a changed key is always refused")
 	f.String("password-env", "", "name of an environment variable holding the SSH password (never the password itself)")
+	f.String("sudo-password-env", "", "name of an environment variable holding the sudo password, for users whose sudo asks for one (on a terminal it is asked instead)")
 	f.Int("forks", 10, "how many hosts to work on at once")
 	f.Duration("timeout", 30*time.Second, "time limit for connecting to a host")
 }
@@ -70,7 +71,7 @@ func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
 		KnownHostsFile:  config.ExpandHome(pick(h.KnownHosts, cfg.KnownHosts)),
 		AcceptNew:       cfg.AcceptNew,
 		PasswordEnv:     pick(h.PasswordEnv, cfg.PasswordEnv),
-		SudoPasswordEnv: h.SudoPasswordEnv,
+		SudoPasswordEnv: pick(h.SudoPasswordEnv, cfg.SudoPasswordEnv),
 		Timeout:         cfg.Timeout,
 	}
 	if k := pick(h.Key, cfg.Key); k != "" {
@@ -80,8 +81,9 @@ func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
 }
 
 // dialOptions are the remote options of this run. When stdin is a
-// terminal, encrypted keys' passphrases and login passwords (for hosts whose
-// key is refused and that have no --password-env) are asked for there: one
+// terminal, encrypted keys' passphrases, login passwords (for hosts whose
+// key is refused and that have no --password-env) and sudo passwords (when
+// sudo wants one and --sudo-password-env gives none) are asked for there: one
 // prompt at a time however many hosts run at once, and a key's passphrase
 // once per run. Elsewhere (scripts, CI) nothing is asked: encrypted keys are
 // skipped and password logins need --password-env.
@@ -97,7 +99,7 @@ func (r *rootCmd) newDialOptions() []remote.Option {
 	}
 	var mu sync.Mutex
 	passphrases := map[string][]byte{}
-	askPassphrase, askPassword := remote.TerminalPassphrase(), remote.TerminalPassword()
+	askPassphrase, askPassword, askSudo := remote.TerminalPassphrase(), remote.TerminalPassword(), remote.TerminalSudoPassword()
 	return []remote.Option{
 		remote.WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
 			mu.Lock()
@@ -115,6 +117,11 @@ func (r *rootCmd) newDialOptions() []remote.Option {
 			mu.Lock()
 			defer mu.Unlock()
 			return askPassword(ctx, user, address)
+		}),
+		remote.WithSudoPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return askSudo(ctx, user, address)
 		}),
 	}
 }

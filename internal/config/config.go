@@ -26,16 +26,18 @@ type Config struct {
 	ConfigFile string `mapstructure:"-"`
 
 	// Target hosts and how to reach them.
-	Inventory   string        `mapstructure:"inventory"`
-	Host        string        `mapstructure:"host"`
-	Limit       string        `mapstructure:"limit"`
-	Forks       int           `mapstructure:"forks"`
-	User        string        `mapstructure:"user"`
-	Key         string        `mapstructure:"key"`
-	KnownHosts  string        `mapstructure:"known-hosts"`
-	AcceptNew   bool          `mapstructure:"accept-new"`
-	PasswordEnv string        `mapstructure:"password-env"`
-	Timeout     time.Duration `mapstructure:"timeout"`
+	Inventory   string `mapstructure:"inventory"`
+	Host        string `mapstructure:"host"`
+	Limit       string `mapstructure:"limit"`
+	Forks       int    `mapstructure:"forks"`
+	User        string `mapstructure:"user"`
+	Key         string `mapstructure:"key"`
+	KnownHosts  string `mapstructure:"known-hosts"`
+	AcceptNew   bool   `mapstructure:"accept-new"`
+	PasswordEnv string `mapstructure:"password-env"`
+	// SudoPasswordEnv names the environment variable with the sudo password.
+	SudoPasswordEnv string        `mapstructure:"sudo-password-env"`
+	Timeout         time.Duration `mapstructure:"timeout"`
 
 	// The local lab.
 	LabDir   string `mapstructure:"lab-dir"`
@@ -193,7 +195,7 @@ func Keys() []string {
 func configKeys() map[string]bool {
 	return map[string]bool{
 		"inventory": true, "host": true, "limit": true, "forks": true, "user": true, "key": true,
-		"known-hosts": true, "accept-new": true, "password-env": true, "timeout": true,
+		"known-hosts": true, "accept-new": true, "password-env": true, "sudo-password-env": true, "timeout": true,
 		"lab-dir": true, "cache-dir": true, "hosts": true, "variant": true, "verbose": true,
 		"rubric": true, "host-timeout": true, "gradebook-id": true,
 		"results-dir": true,
