@@ -177,7 +177,7 @@ func TestRunLocal(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(os.Getenv("HOME"), ".cache/deploylab/bin/loadgen")); err != nil {
 		t.Errorf("loadgen not installed in ~/.cache/deploylab/bin: %v", err)
 	}
-	var clientCPU float64
+	var clientCPU, serverCPU float64
 	for _, r := range recs {
 		name := r.Server.Mode + " " + r.Scenario.Name
 		if r.Server.Stack != LangGo {
@@ -196,17 +196,21 @@ func TestRunLocal(t *testing.T) {
 		if res.Completed != int64(r.Scenario.Requests) || res.Errors.Total != 0 || res.RPS <= 0 || res.Latency == nil {
 			t.Errorf("%s: result completed %d errors %d rps %v", name, res.Completed, res.Errors.Total, res.RPS)
 		}
-		// The client's CPU comes from the shell's times, in clock ticks
-		// (10 ms): a run of a few tens of ms may honestly read 0, so each
-		// run must read >= 0 and the runs together > 0 (checked below).
+		// The client's CPU comes from the shell's times, the server's from
+		// /proc, both in clock ticks (10 ms): a run of a few tens of ms may
+		// honestly read 0, so each run must read >= 0 and the runs together
+		// > 0 (checked below).
 		if r.CPU == nil || r.CPU.WallS <= 0 || r.CPU.ClientS < 0 || r.CPU.MachineS <= 0 {
 			t.Errorf("%s: cpu %+v", name, r.CPU)
-		} else if os.Geteuid() == 0 && (r.CPU.ServerS == nil || *r.CPU.ServerS <= 0 || r.CPU.ServerSource != "procs") {
+		} else if os.Geteuid() == 0 && (r.CPU.ServerS == nil || *r.CPU.ServerS < 0 || r.CPU.ServerSource != "procs") {
 			// As root, ss shows who listens: the server's processes are found.
 			t.Errorf("%s: server cpu %v (%s), notes %v", name, r.CPU.ServerS, r.CPU.ServerSource, r.Notes)
 		}
 		if r.CPU != nil {
 			clientCPU += r.CPU.ClientS
+			if r.CPU.ServerS != nil {
+				serverCPU += *r.CPU.ServerS
+			}
 		}
 		if r.Server.Mode == ModeCluster {
 			var sum uint64
@@ -220,6 +224,9 @@ func TestRunLocal(t *testing.T) {
 	}
 	if clientCPU <= 0 {
 		t.Errorf("the load runs read no client CPU at all: the sampling around the runs is broken")
+	}
+	if os.Geteuid() == 0 && serverCPU <= 0 {
+		t.Errorf("the load runs read no server CPU at all: the sampling of the server's processes is broken")
 	}
 	// The blocking experiment: the single server makes the light requests
 	// wait for the heavy one, the cluster does not.
