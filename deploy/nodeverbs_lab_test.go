@@ -14,20 +14,7 @@ import (
 func nodeLs(t *testing.T, h lab.Host) map[string]ProcStatus {
 	t.Helper()
 	n, _ := NewNodeDeployment(NodeOptions{})
-	hosts, rc := Ls(verbCtx(t), labTargets(h), LsOptions{Dial: labDial, Node: &n})
-	if err := rc.Err(); err != nil {
-		t.Fatalf("ls --app node: %v", err)
-	}
-	var buf bytes.Buffer
-	if err := WriteLs(&buf, hosts); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("ls --app node:\n%s", buf.String())
-	m := map[string]ProcStatus{}
-	for _, s := range hosts[0].Services {
-		m[s.Name] = s
-	}
-	return m
+	return lsWith(t, h, &n)
 }
 
 // nodeControlOK runs a verb on a Node app ("single", "cluster" or "all")

@@ -41,9 +41,15 @@ func upWith(t *testing.T, b *testBuilder, h lab.Host, sup string) *Recap {
 
 func lsOne(t *testing.T, h lab.Host) map[string]ProcStatus {
 	t.Helper()
-	hosts, rc := Ls(verbCtx(t), labTargets(h), LsOptions{Dial: labDial})
+	return lsWith(t, h, nil)
+}
+
+// lsWith lists h's services (node: the Node apps) by name.
+func lsWith(t *testing.T, h lab.Host, node *NodeDeployment) map[string]ProcStatus {
+	t.Helper()
+	hosts, rc := Ls(verbCtx(t), labTargets(h), LsOptions{Dial: labDial, Node: node})
 	if err := rc.Err(); err != nil {
-		t.Fatalf("ls: %v", err)
+		t.Fatalf("ls (node: %v): %v", node != nil, err)
 	}
 	var buf bytes.Buffer
 	if err := WriteLs(&buf, hosts); err != nil {

@@ -70,24 +70,17 @@ func TerminalPassphrase() PassphraseFunc {
 }
 
 // TerminalSudoPassword asks for the sudo password on the terminal, as
-// "[sudo] password for user@address: ", with no echo.
-func TerminalSudoPassword() PasswordFunc {
-	return func(ctx context.Context, user, address string) (string, error) {
-		b, err := ReadSecret(ctx, os.Stdin, os.Stderr, fmt.Sprintf("[sudo] password for %s@%s: ", user, address))
-		if err != nil {
-			return "", err
-		}
-		if len(b) == 0 {
-			return "", errors.New("empty sudo password")
-		}
-		return string(b), nil
-	}
-}
+// "[sudo] password for user@address: ".
+func TerminalSudoPassword() PasswordFunc { return terminalPassword("[sudo] password for %s@%s: ") }
 
 // TerminalPassword asks for login passwords on the terminal.
-func TerminalPassword() PasswordFunc {
+func TerminalPassword() PasswordFunc { return terminalPassword("%s@%s's password: ") }
+
+// terminalPassword asks on the terminal (no echo), with prompt's %s filled
+// in by the user and the address; an empty answer is an error.
+func terminalPassword(prompt string) PasswordFunc {
 	return func(ctx context.Context, user, address string) (string, error) {
-		b, err := ReadSecret(ctx, os.Stdin, os.Stderr, fmt.Sprintf("%s@%s's password: ", user, address))
+		b, err := ReadSecret(ctx, os.Stdin, os.Stderr, fmt.Sprintf(prompt, user, address))
 		if err != nil {
 			return "", err
 		}
