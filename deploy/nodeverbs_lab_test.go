@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,34 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 		}
 	}
 
+	// logs -f: the lines PM2 writes after it started (a restart's), then
+	// it stops on cancel.
+	ctx, cancel := context.WithCancel(context.Background())
+	var fbuf syncBuf
+	done := make(chan error, 1)
+	go func() {
+		done <- Logs(ctx, labTargets(h), &fbuf, LogsOptions{Lines: 1, Follow: true, Poll: 200 * time.Millisecond, Dial: labDial, Node: &n})
+	}()
+	time.Sleep(time.Second)
+	seen := strings.Count(fbuf.String(), "App listening on port 3100")
+	nodeControlOK(t, h, VerbRestart, "single", true)
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(fbuf.String(), "App listening on port 3100") <= seen && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("logs -f --app node: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs -f --app node did not return after cancel")
+	}
+	if strings.Count(fbuf.String(), "App listening on port 3100") <= seen {
+		t.Errorf("logs -f --app node did not show the restarted app's line:\n%s", fbuf.String())
+	}
+
 	// PM2's daemon killed by hand: start brings it back through
 	// pm2-<user>.service (pm2 resurrect) with the saved apps.
 	c := labtest.Dial(t, h)
@@ -116,7 +145,7 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 	if r := rep.Tasks[0]; r.Status != Changed || !strings.Contains(r.Msg, "pm2 resurrect") {
 		t.Errorf("start with PM2's daemon down: first task %+v, want the unit started", r)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for !(answers(t, h, "3100") && answers(t, h, "3101")) {
 		if time.Now().After(deadline) {
 			t.Fatal("the apps do not answer 20s after start brought PM2 back")
