@@ -406,204 +406,221 @@ func addedUnit(line, user string) string {
 // packages, Debian's nodejs and npm, npm's cache), and the app directory.
 // Anything up found on the host is left there, and the task says so.
 func nodeDownTasks(n NodeDeployment) []Task {
-	state := func(h *HostRun) *nodeState { return h.Data.(*nodeVerbHost).st }
-	return []Task{
-		{TaskDownApps, func(ctx context.Context, h *HostRun) TaskResult {
-			st, err := readNodeState(ctx, h, n)
-			if err != nil {
-				return Fail(err)
-			}
-			h.Data.(*nodeVerbHost).st = st
-			// The apps go first (as the user), the unit next (its stop is
-			// pm2 kill), PM2's home last.
-			var changes, kept []string
-			var del, unit, home string
-			var ours []string
-			for _, a := range []string{NodeSingleApp, NodeClusterApp} {
-				if len(st.app(a)) > 0 {
-					ours = append(ours, q(a))
-					changes = append(changes, "pm2:"+a)
-				}
-			}
-			if len(ours) > 0 {
-				del = fmt.Sprintf("%[1]s delete %[2]s >/dev/null 2>&1 || { echo 'pm2 delete failed' >&2; exit 1; }\n%[1]s save --force >/dev/null 2>&1\n", q(st.PM2), strings.Join(ours, " "))
-			}
-			if others := st.others(); len(others) > 0 {
-				kept = append(kept, fmt.Sprintf("PM2's daemon and startup unit (other apps: %s)", strings.Join(others, ", ")))
-			} else {
-				if a, ok := st.added("startup"); ok && st.Unit {
-					u := addedUnit(a, st.User)
-					unit = fmt.Sprintf("if [ -f /etc/systemd/system/%[1]s ]; then systemctl disable --now %[1]s >/dev/null 2>&1; rm -f /etc/systemd/system/%[1]s; systemctl daemon-reload; systemctl reset-failed %[1]s >/dev/null 2>&1; fi\nexit 0\n", q(u))
-					changes = append(changes, u)
-				} else if _, ok := st.added("startup"); !ok && st.Unit {
-					kept = append(kept, PM2Unit(st.User)+" (up did not add it)")
-				}
-				if _, ok := st.added("pm2-home"); ok && st.HomeExists {
-					if st.PM2 != "" && st.Daemon {
-						home = fmt.Sprintf("%s kill >/dev/null 2>&1\n", q(st.PM2))
-					}
-					home += fmt.Sprintf("rm -rf -- %s\nexit 0\n", q(st.PM2Home))
-					changes = append(changes, st.PM2Home)
-				}
-			}
-			keptMsg := ""
-			if len(kept) > 0 {
-				keptMsg = "; kept " + strings.Join(kept, ", ")
-			}
-			if len(changes) == 0 {
-				return Ok("no app of deploylab in PM2%s", keptMsg)
-			}
-			msg := strings.Join(changes, ", ") + keptMsg
-			if h.Check {
-				return Change(changes, "would remove %s", msg)
-			}
-			for _, step := range []struct {
-				what, script string
-				root         bool
-			}{{"pm2 delete", del, false}, {"remove the PM2 startup unit", unit, true}, {"remove PM2's home", home, false}} {
-				if step.script == "" {
-					continue
-				}
-				run := userSh
-				if step.root {
-					run = sh
-				}
-				if _, err := run(ctx, h, step.what, step.script); err != nil {
-					return Fail(err)
-				}
-			}
-			return Change(changes, "removed %s", msg)
-		}},
-		{TaskDownPackages, func(ctx context.Context, h *HostRun) TaskResult {
-			st := state(h)
-			var aptPkgs, npmPkgs []string
-			if a, ok := st.added("npm-global"); ok {
-				npmPkgs = strings.Fields(strings.TrimPrefix(a, "npm-global"))
-			}
-			if a, ok := st.added("apt"); ok {
-				aptPkgs = strings.Fields(strings.TrimPrefix(a, "apt"))
-			}
-			_, cache := st.added("npm-cache")
-			if len(aptPkgs)+len(npmPkgs) == 0 && !cache {
-				return Ok("up installed no package here")
-			}
-			// What of it is still there (a package may be gone already).
-			var probe strings.Builder
-			for _, p := range aptPkgs {
-				fmt.Fprintf(&probe, "dpkg-query -W -f='${db:Status-Status}' %[1]s 2>/dev/null | grep -qx installed && echo apt %[1]s\n", q(p))
-			}
-			if len(npmPkgs) > 0 {
-				probe.WriteString("r=$(npm root -g 2>/dev/null)\n")
-				for _, p := range npmPkgs {
-					fmt.Fprintf(&probe, "[ -n \"$r\" ] && [ -d \"$r\"/%[1]s ] && echo npm %[1]s\n", q(p))
-				}
-			}
-			if cache {
-				probe.WriteString("[ -d \"$HOME/.npm\" ] && echo cache\n")
-			}
-			out, err := userSh(ctx, h, "find packages", probe.String()+"exit 0\n")
-			if err != nil {
-				return Fail(err)
-			}
-			var apt, npm []string
-			var hasCache bool
-			for _, line := range strings.Split(out, "\n") {
-				switch f := strings.Fields(line); {
-				case len(f) == 2 && f[0] == "apt":
-					apt = append(apt, f[1])
-				case len(f) == 2 && f[0] == "npm":
-					npm = append(npm, f[1])
-				case len(f) == 1 && f[0] == "cache":
-					hasCache = true
-				}
-			}
-			var changes []string
-			var root string
-			// npm's packages go before npm itself.
-			if len(npm) > 0 {
-				root += fmt.Sprintf("npm uninstall -g %s >/dev/null 2>&1 || { echo 'npm uninstall -g failed' >&2; exit 1; }\n", strings.Join(npm, " "))
-				changes = append(changes, "npm -g "+strings.Join(npm, " "))
-			}
-			if len(apt) > 0 {
-				root += fmt.Sprintf("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove %s >/tmp/deploylab-apt.log 2>&1 || { tail -n 3 /tmp/deploylab-apt.log >&2; exit 1; }\nrm -f /tmp/deploylab-apt.log\n", strings.Join(apt, " "))
-				changes = append(changes, "apt "+strings.Join(apt, " "))
-			}
-			if hasCache {
-				changes = append(changes, st.Home+"/.npm")
-			}
-			if len(changes) == 0 {
-				return Ok("none of what up recorded installing is here")
-			}
-			if h.Check {
-				return Change(changes, "would remove %s", strings.Join(changes, ", "))
-			}
-			if root != "" {
-				if _, err := sh(ctx, h, "remove packages", root); err != nil {
-					return Fail(err)
-				}
-			}
-			if hasCache {
-				if _, err := userSh(ctx, h, "remove npm's cache", `rm -rf -- "$HOME/.npm"`); err != nil {
-					return Fail(err)
-				}
-			}
-			return Change(changes, "removed %s", strings.Join(changes, ", "))
-		}},
-		{TaskDownFiles, func(ctx context.Context, h *HostRun) TaskResult {
-			st := state(h)
-			if !st.DirExists {
-				return Ok("no %s", st.Dir)
-			}
-			if h.Check {
-				return Change([]string{st.Dir}, "would remove %s", st.Dir)
-			}
-			if _, err := userSh(ctx, h, "remove "+st.Dir, "rm -rf -- "+q(st.Dir)); err != nil {
-				return Fail(err)
-			}
-			return Change([]string{st.Dir}, "removed %s", st.Dir)
-		}},
-		{TaskDownVerify, func(ctx context.Context, h *HostRun) TaskResult {
-			if h.Check && h.Changed() {
-				return Skip("check mode: things would be removed")
-			}
-			before := state(h)
-			st, err := readNodeState(ctx, h, n)
-			if err != nil {
-				return Fail(err)
-			}
-			var left []string
-			if st.DirExists {
-				left = append(left, st.Dir)
-			}
-			for _, a := range []string{NodeSingleApp, NodeClusterApp} {
-				if len(st.app(a)) > 0 {
-					left = append(left, "pm2:"+a)
-				}
-			}
-			if len(before.others()) == 0 {
-				if a, ok := before.added("startup"); ok {
-					unit := addedUnit(a, before.User)
-					if out, _ := sh(ctx, h, "find unit", "[ -e /etc/systemd/system/"+q(unit)+" ] && echo yes; exit 0"); strings.TrimSpace(out) == "yes" {
-						left = append(left, unit)
-					}
-				}
-				if _, ok := before.added("pm2-home"); ok && st.Daemon {
-					left = append(left, "PM2's daemon")
-				}
-			}
-			// Processes working in the app directory (their cwd): the apps.
-			out, err := userSh(ctx, h, "find processes", `for p in /proc/[0-9]*; do c=$(readlink "$p/cwd" 2>/dev/null) || continue
-case "$c" in `+q(st.Dir)+"|"+q(st.Dir)+`/*|`+q(st.Dir+" (deleted)")+`) echo "${p#/proc/}";; esac; done; exit 0`)
-			if err != nil {
-				return Fail(err)
-			}
-			for _, pid := range strings.Fields(out) {
-				left = append(left, "process:"+pid)
-			}
-			if len(left) > 0 {
-				return Fail(fmt.Errorf("left on the host: %s", strings.Join(left, " ")))
-			}
-			return Ok("no app, file, unit or process of deploylab's Node deployment left")
-		}},
+	d := nodeDown{n}
+	return []Task{{TaskDownApps, d.apps}, {TaskDownPackages, d.packages}, {TaskDownFiles, d.dir}, {TaskDownVerify, d.verify}}
+}
+
+// nodeDown is down --app node's tasks; the first one reads the host's
+// state for the others.
+type nodeDown struct{ n NodeDeployment }
+
+func (nodeDown) state(h *HostRun) *nodeState { return h.Data.(*nodeVerbHost).st }
+
+// apps deletes the two apps from PM2 and saves its process list; when no
+// other app is left, it removes the startup unit and PM2's home if up
+// recorded adding them.
+func (d nodeDown) apps(ctx context.Context, h *HostRun) TaskResult {
+	st, err := readNodeState(ctx, h, d.n)
+	if err != nil {
+		return Fail(err)
 	}
+	h.Data.(*nodeVerbHost).st = st
+	// The apps go first (as the user), the unit next (its stop is
+	// pm2 kill), PM2's home last.
+	var changes, kept []string
+	var del, unit, home string
+	var ours []string
+	for _, a := range []string{NodeSingleApp, NodeClusterApp} {
+		if len(st.app(a)) > 0 {
+			ours = append(ours, q(a))
+			changes = append(changes, "pm2:"+a)
+		}
+	}
+	if len(ours) > 0 {
+		del = fmt.Sprintf("%[1]s delete %[2]s >/dev/null 2>&1 || { echo 'pm2 delete failed' >&2; exit 1; }\n%[1]s save --force >/dev/null 2>&1\n", q(st.PM2), strings.Join(ours, " "))
+	}
+	if others := st.others(); len(others) > 0 {
+		kept = append(kept, fmt.Sprintf("PM2's daemon and startup unit (other apps: %s)", strings.Join(others, ", ")))
+	} else {
+		if a, ok := st.added("startup"); ok && st.Unit {
+			u := addedUnit(a, st.User)
+			unit = fmt.Sprintf("if [ -f /etc/systemd/system/%[1]s ]; then systemctl disable --now %[1]s >/dev/null 2>&1; rm -f /etc/systemd/system/%[1]s; systemctl daemon-reload; systemctl reset-failed %[1]s >/dev/null 2>&1; fi\nexit 0\n", q(u))
+			changes = append(changes, u)
+		} else if _, ok := st.added("startup"); !ok && st.Unit {
+			kept = append(kept, PM2Unit(st.User)+" (up did not add it)")
+		}
+		if _, ok := st.added("pm2-home"); ok && st.HomeExists {
+			if st.PM2 != "" && st.Daemon {
+				home = fmt.Sprintf("%s kill >/dev/null 2>&1\n", q(st.PM2))
+			}
+			home += fmt.Sprintf("rm -rf -- %s\nexit 0\n", q(st.PM2Home))
+			changes = append(changes, st.PM2Home)
+		}
+	}
+	keptMsg := ""
+	if len(kept) > 0 {
+		keptMsg = "; kept " + strings.Join(kept, ", ")
+	}
+	if len(changes) == 0 {
+		return Ok("no app of deploylab in PM2%s", keptMsg)
+	}
+	msg := strings.Join(changes, ", ") + keptMsg
+	if h.Check {
+		return Change(changes, "would remove %s", msg)
+	}
+	for _, step := range []struct {
+		what, script string
+		root         bool
+	}{{"pm2 delete", del, false}, {"remove the PM2 startup unit", unit, true}, {"remove PM2's home", home, false}} {
+		if step.script == "" {
+			continue
+		}
+		run := userSh
+		if step.root {
+			run = sh
+		}
+		if _, err := run(ctx, h, step.what, step.script); err != nil {
+			return Fail(err)
+		}
+	}
+	return Change(changes, "removed %s", msg)
+}
+
+// packages removes what up recorded installing and is still there: npm -g
+// packages (before npm itself), Debian's packages, npm's cache.
+func (d nodeDown) packages(ctx context.Context, h *HostRun) TaskResult {
+	st := d.state(h)
+	var aptPkgs, npmPkgs []string
+	if a, ok := st.added("npm-global"); ok {
+		npmPkgs = strings.Fields(strings.TrimPrefix(a, "npm-global"))
+	}
+	if a, ok := st.added("apt"); ok {
+		aptPkgs = strings.Fields(strings.TrimPrefix(a, "apt"))
+	}
+	_, cache := st.added("npm-cache")
+	if len(aptPkgs)+len(npmPkgs) == 0 && !cache {
+		return Ok("up installed no package here")
+	}
+	// What of it is still there (a package may be gone already).
+	var probe strings.Builder
+	for _, p := range aptPkgs {
+		fmt.Fprintf(&probe, "dpkg-query -W -f='${db:Status-Status}' %[1]s 2>/dev/null | grep -qx installed && echo apt %[1]s\n", q(p))
+	}
+	if len(npmPkgs) > 0 {
+		probe.WriteString("r=$(npm root -g 2>/dev/null)\n")
+		for _, p := range npmPkgs {
+			fmt.Fprintf(&probe, "[ -n \"$r\" ] && [ -d \"$r\"/%[1]s ] && echo npm %[1]s\n", q(p))
+		}
+	}
+	if cache {
+		probe.WriteString("[ -d \"$HOME/.npm\" ] && echo cache\n")
+	}
+	out, err := userSh(ctx, h, "find packages", probe.String()+"exit 0\n")
+	if err != nil {
+		return Fail(err)
+	}
+	var apt, npm []string
+	var hasCache bool
+	for _, line := range strings.Split(out, "\n") {
+		switch f := strings.Fields(line); {
+		case len(f) == 2 && f[0] == "apt":
+			apt = append(apt, f[1])
+		case len(f) == 2 && f[0] == "npm":
+			npm = append(npm, f[1])
+		case len(f) == 1 && f[0] == "cache":
+			hasCache = true
+		}
+	}
+	var changes []string
+	var root string
+	// npm's packages go before npm itself.
+	if len(npm) > 0 {
+		root += fmt.Sprintf("npm uninstall -g %s >/dev/null 2>&1 || { echo 'npm uninstall -g failed' >&2; exit 1; }\n", strings.Join(npm, " "))
+		changes = append(changes, "npm -g "+strings.Join(npm, " "))
+	}
+	if len(apt) > 0 {
+		root += fmt.Sprintf("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove %s >/tmp/deploylab-apt.log 2>&1 || { tail -n 3 /tmp/deploylab-apt.log >&2; exit 1; }\nrm -f /tmp/deploylab-apt.log\n", strings.Join(apt, " "))
+		changes = append(changes, "apt "+strings.Join(apt, " "))
+	}
+	if hasCache {
+		changes = append(changes, st.Home+"/.npm")
+	}
+	if len(changes) == 0 {
+		return Ok("none of what up recorded installing is here")
+	}
+	if h.Check {
+		return Change(changes, "would remove %s", strings.Join(changes, ", "))
+	}
+	if root != "" {
+		if _, err := sh(ctx, h, "remove packages", root); err != nil {
+			return Fail(err)
+		}
+	}
+	if hasCache {
+		if _, err := userSh(ctx, h, "remove npm's cache", `rm -rf -- "$HOME/.npm"`); err != nil {
+			return Fail(err)
+		}
+	}
+	return Change(changes, "removed %s", strings.Join(changes, ", "))
+}
+
+// dir removes the app directory (and with it the record).
+func (d nodeDown) dir(ctx context.Context, h *HostRun) TaskResult {
+	st := d.state(h)
+	if !st.DirExists {
+		return Ok("no %s", st.Dir)
+	}
+	if h.Check {
+		return Change([]string{st.Dir}, "would remove %s", st.Dir)
+	}
+	if _, err := userSh(ctx, h, "remove "+st.Dir, "rm -rf -- "+q(st.Dir)); err != nil {
+		return Fail(err)
+	}
+	return Change([]string{st.Dir}, "removed %s", st.Dir)
+}
+
+// verify checks, independently of the tasks before, that nothing of the
+// deployment is left.
+func (d nodeDown) verify(ctx context.Context, h *HostRun) TaskResult {
+	if h.Check && h.Changed() {
+		return Skip("check mode: things would be removed")
+	}
+	before := d.state(h)
+	st, err := readNodeState(ctx, h, d.n)
+	if err != nil {
+		return Fail(err)
+	}
+	var left []string
+	if st.DirExists {
+		left = append(left, st.Dir)
+	}
+	for _, a := range []string{NodeSingleApp, NodeClusterApp} {
+		if len(st.app(a)) > 0 {
+			left = append(left, "pm2:"+a)
+		}
+	}
+	if len(before.others()) == 0 {
+		if a, ok := before.added("startup"); ok {
+			unit := addedUnit(a, before.User)
+			if out, _ := sh(ctx, h, "find unit", "[ -e /etc/systemd/system/"+q(unit)+" ] && echo yes; exit 0"); strings.TrimSpace(out) == "yes" {
+				left = append(left, unit)
+			}
+		}
+		if _, ok := before.added("pm2-home"); ok && st.Daemon {
+			left = append(left, "PM2's daemon")
+		}
+	}
+	// Processes working in the app directory (their cwd): the apps.
+	out, err := userSh(ctx, h, "find processes", `for p in /proc/[0-9]*; do c=$(readlink "$p/cwd" 2>/dev/null) || continue
+case "$c" in `+q(st.Dir)+"|"+q(st.Dir)+`/*|`+q(st.Dir+" (deleted)")+`) echo "${p#/proc/}";; esac; done; exit 0`)
+	if err != nil {
+		return Fail(err)
+	}
+	for _, pid := range strings.Fields(out) {
+		left = append(left, "process:"+pid)
+	}
+	if len(left) > 0 {
+		return Fail(fmt.Errorf("left on the host: %s", strings.Join(left, " ")))
+	}
+	return Ok("no app, file, unit or process of deploylab's Node deployment left")
 }
