@@ -58,7 +58,7 @@ type Service struct {
 	// reloaded rather than restarted.
 	Reload bool
 	// RuntimeDirectory is the name of the service's /run directory ("" for
-	// none); the cluster keeps its stats socket there.
+	// none); the server keeps its statistics socket (stats.sock) there.
 	RuntimeDirectory string
 }
 
@@ -125,6 +125,8 @@ func NewDeployment(o DeploymentOptions) (Deployment, error) {
 				Program:     payload.Sumserver,
 				Description: "deploylab single sum server",
 				Port:        o.Port,
+				// Its statistics socket (requests served, for ls).
+				RuntimeDirectory: "deploylab-sumserver",
 			},
 			{
 				Name:             payload.Sumcluster,

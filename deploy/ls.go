@@ -256,7 +256,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 	for _, s := range svcs {
 		r := raw[s.Name]
 		ps := ProcStatus{Name: s.Name, Mode: "fork", Supervisor: sup}
-		if s.RuntimeDirectory != "" {
+		if s.Reload {
 			ps.Mode = "cluster"
 		}
 		if r == nil {

@@ -154,6 +154,9 @@ func TestVerbsLab(t *testing.T) {
 		if cl.Served == nil || *cl.Served < 6 {
 			t.Errorf("sumcluster served %v, want >= 6 after 6 requests", cl.Served)
 		}
+		if single.Served == nil || *single.Served < 6 {
+			t.Errorf("sumserver served %v, want >= 6 after 6 requests (its statistics socket)", single.Served)
+		}
 		for _, w := range cl.Workers {
 			if w.PID == 0 || w.Status != "ready" || w.Memory == 0 {
 				t.Errorf("worker: %+v", w)
@@ -283,7 +286,7 @@ func TestVerbsLab(t *testing.T) {
 		remoteRun(t, h, "for i in 1 2 3 4 5; do curl -sS -m 5 -o /dev/null http://127.0.0.1:3001/; done")
 		st := lsOne(t, h)
 		cl := st["sumcluster"]
-		if st["sumserver"].Status != "online" || cl.Status != "online" || cl.Supervisor != SupervisorPM2 || len(cl.Workers) == 0 || cl.Served == nil || *cl.Served < 5 {
+		if st["sumserver"].Status != "online" || st["sumserver"].Served == nil || cl.Status != "online" || cl.Supervisor != SupervisorPM2 || len(cl.Workers) == 0 || cl.Served == nil || *cl.Served < 5 {
 			t.Errorf("ls under pm2: %+v / %+v", st["sumserver"], cl)
 		}
 		control(t, h, VerbStop, "single")

@@ -479,11 +479,11 @@ func TestListenStatsRefusesLiveSocket(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "s.sock")
-	ln, err := listenStats(path)
+	ln, err := ListenStats(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenStats(path); err == nil || !strings.Contains(err.Error(), "another sumcluster") {
+	if _, err := ListenStats(path); err == nil || !strings.Contains(err.Error(), "another server") {
 		t.Errorf("second listener on a live socket: %v", err)
 	}
 	ln.Close()
@@ -494,7 +494,7 @@ func TestListenStatsRefusesLiveSocket(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
-	ln, err = listenStats(path)
+	ln, err = ListenStats(path)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -502,7 +502,7 @@ func TestListenStatsRefusesLiveSocket(t *testing.T) {
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenStats(path); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := ListenStats(path); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("regular file at the path: %v", err)
 	}
 }

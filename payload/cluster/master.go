@@ -241,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if m.statsPath == "" {
 		m.statsPath = DefaultStatsSocket(m.addr.Port)
 	}
-	if m.statsLn, err = listenStats(m.statsPath); err != nil {
+	if m.statsLn, err = ListenStats(m.statsPath); err != nil {
 		m.ln.Close()
 		return nil, err
 	}
@@ -1073,31 +1073,35 @@ func (m *Master) Stats() Stats {
 	return st
 }
 
-func (m *Master) serveStats() {
+func (m *Master) serveStats() { ServeStats(m.statsLn, func() any { return m.Stats() }) }
+
+// ServeStats writes stats() as JSON to each connection ln accepts, until ln
+// is closed (sumcluster's master and sumserver serve their statistics so).
+func ServeStats(ln net.Listener, stats func() any) {
 	for {
-		c, err := m.statsLn.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		go func() {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-			b, _ := json.MarshalIndent(m.Stats(), "", "  ")
+			b, _ := json.MarshalIndent(stats(), "", "  ")
 			_, _ = c.Write(append(b, '\n'))
 		}()
 	}
 }
 
-// listenStats listens on the stats socket path, replacing a stale socket
-// file but refusing to steal one a live master serves.
-func listenStats(path string) (*net.UnixListener, error) {
+// ListenStats listens on the stats socket path, replacing a stale socket
+// file but refusing to steal one a live server serves.
+func ListenStats(path string) (*net.UnixListener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("stats socket %s: exists and is not a socket", path)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("stats socket %s: another sumcluster is serving it (stop it or pass --stats-socket)", path)
+			return nil, fmt.Errorf("stats socket %s: another server is serving it (stop it or pass --stats-socket)", path)
 		}
 		_ = os.Remove(path)
 	}
@@ -1111,7 +1115,8 @@ func listenStats(path string) (*net.UnixListener, error) {
 	return ln, nil
 }
 
-// ReadStats connects to a master's stats socket and returns the raw JSON.
+// ReadStats connects to a stats socket (ListenStats, ServeStats) and returns
+// the raw JSON.
 func ReadStats(ctx context.Context, path string) ([]byte, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)

@@ -13,14 +13,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/deploylab/deploylab/payload/cluster"
 	"github.com/deploylab/deploylab/payload/sumserver"
 )
 
-const usage = `Usage: sumserver [--port N] [--addr HOST] [--mode serial|parallel]
+const usage = `Usage: sumserver [--port N] [--addr HOST] [--mode serial|parallel] [--stats-socket PATH]
+       sumserver stats --stats-socket PATH
 
 Serves the practice's app: GET / answers "Hello World!", GET /api/:n answers
 "Final count is <0+1+...+n>" (n capped at 5000000000, ~5-10 s of CPU).
@@ -32,7 +37,13 @@ Flags:
                  parallel: requests computed concurrently, like idiomatic Go
   --drain D      on SIGTERM/SIGINT, time to let requests in flight finish
                  (default 15s)
+  --stats-socket PATH
+                 serve statistics (requests served, uptime) as JSON on this
+                 unix socket (default: $RUNTIME_DIRECTORY/stats.sock when
+                 systemd sets RUNTIME_DIRECTORY, else none)
   --help         show this help
+
+"sumserver stats --stats-socket PATH" prints a running server's statistics.
 
 Signals:
   SIGTERM, SIGINT  stop accepting, finish requests in flight (up to --drain),
@@ -51,8 +62,19 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv("PORT"), os.Stdout, os.Stderr))
 }
 
+// stats is what the stats socket serves.
+type stats struct {
+	// Served counts the requests answered (any route, any status).
+	Served uint64  `json:"served"`
+	Uptime float64 `json:"uptime_s"`
+	Mode   string  `json:"mode"`
+}
+
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, envPort string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "stats" {
+		return runStats(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sumserver", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	defPort := "3000"
@@ -63,6 +85,7 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 	addr := fs.String("addr", "", "")
 	mode := fs.String("mode", "serial", "")
 	drain := fs.Duration("drain", 15*time.Second, "")
+	sock := fs.String("stats-socket", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -91,7 +114,32 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "sumserver: %v\n", err)
 		return 1
 	}
-	srv := sumserver.NewServer(ln.Addr().String(), sumserver.NewHandler(sumserver.Options{Mode: m}))
+	h := sumserver.NewHandler(sumserver.Options{Mode: m})
+	var count atomic.Uint64
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		count.Add(1)
+	})
+	if *sock == "" {
+		if rd := os.Getenv("RUNTIME_DIRECTORY"); rd != "" {
+			first, _, _ := strings.Cut(rd, ":")
+			*sock = filepath.Join(first, "stats.sock")
+		}
+	}
+	if *sock != "" {
+		sln, err := cluster.ListenStats(*sock)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "sumserver: %v\n", err)
+			return 1
+		}
+		defer sln.Close()
+		start := time.Now()
+		go cluster.ServeStats(sln, func() any {
+			return stats{Served: count.Load(), Uptime: time.Since(start).Seconds(), Mode: m.String()}
+		})
+	}
+	srv := sumserver.NewServer(ln.Addr().String(), counted)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sumserver.WrapListener(ln)) }()
 	fmt.Fprintf(stdout, "App listening on port %d (addr %s, mode %s, pid %d)\n",
@@ -116,5 +164,33 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 		return 1
 	}
 	fmt.Fprintln(stdout, "sumserver: stopped")
+	return 0
+}
+
+// runStats prints the statistics a running sumserver serves on its socket.
+func runStats(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sumserver stats", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sock := fs.String("stats-socket", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "sumserver: stats: %v (see sumserver --help)\n", err)
+		return 2
+	}
+	if *sock == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sumserver: stats: give --stats-socket PATH, the socket the server serves (see sumserver --help)\n")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := cluster.ReadStats(ctx, *sock)
+	if err != nil {
+		fmt.Fprintf(stderr, "sumserver: stats: %v\nhint: is sumserver running with this --stats-socket?\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(b)
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +34,9 @@ func TestUsage(t *testing.T) {
 		{nil, "99999", 2, "", `bad port "99999"`},
 		{[]string{"--nope"}, "", 2, "", "flag provided but not defined"},
 		{[]string{"extra"}, "", 2, "", `unexpected argument "extra"`},
+		{[]string{"stats"}, "", 2, "", "give --stats-socket PATH"},
+		{[]string{"stats", "--stats-socket", "/nonexistent/s.sock"}, "", 1, "", "is sumserver running"},
+		{[]string{"--port", "0", "--stats-socket", "/nonexistent/s.sock"}, "", 1, "", "stats socket"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tt.args, tt.env, &out, &errb)
@@ -112,4 +117,72 @@ func TestSignalDrains(t *testing.T) {
 	if _, err := http.Get(base + "/"); err == nil {
 		t.Error("still answering after exit")
 	}
+}
+
+// TestStatsSocket: with --stats-socket the server counts the requests it
+// answers (any route and status) and serves the count; "sumserver stats"
+// prints it; the socket goes when the server stops.
+func TestStatsSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "stats.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--port", "0", "--addr", "127.0.0.1", "--stats-socket", sock}, "", &out, io.Discard)
+	}()
+	var port string
+	deadline := time.Now().Add(10 * time.Second)
+	for port == "" {
+		if m := regexp.MustCompile(`App listening on port (\d+)`).FindStringSubmatch(out.String()); m != nil {
+			port = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no start line: %q", out.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, p := range []string{"/", "/api/50", "/nope"} {
+		r, err := http.Get("http://127.0.0.1:" + port + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"stats", "--stats-socket", sock}, "", &stdout, &stderr); code != 0 {
+		t.Fatalf("stats: exit %d: %s", code, stderr.String())
+	}
+	var st stats
+	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+		t.Fatalf("stats: %v: %q", err, stdout.String())
+	}
+	if st.Served != 3 || st.Mode != "serial" || st.Uptime <= 0 {
+		t.Errorf("stats %+v, want 3 served in serial mode with an uptime", st)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after cancel", code)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("stats socket left after stop: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
