@@ -261,17 +261,7 @@ func userSh(ctx context.Context, h *HostRun, what, script string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	if r.ExitCode != 0 {
-		msg := strings.TrimSpace(string(r.Stderr))
-		if msg == "" {
-			msg = strings.TrimSpace(string(r.Stdout))
-		}
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		return string(r.Stdout), fmt.Errorf("%s: exit status %d: %s", what, r.ExitCode, msg)
-	}
-	return string(r.Stdout), nil
+	return string(r.Stdout), scriptErr(what, r)
 }
 
 func (u *nodeUp) facts(ctx context.Context, h *HostRun) TaskResult {

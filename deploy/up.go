@@ -179,17 +179,24 @@ func sh(ctx context.Context, h *HostRun, what, script string) (string, error) {
 	if err != nil {
 		return string(r.Stdout), fmt.Errorf("%s: %w", what, err)
 	}
-	if r.ExitCode != 0 {
-		msg := strings.TrimSpace(string(r.Stderr))
-		if msg == "" {
-			msg = strings.TrimSpace(string(r.Stdout))
-		}
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		return string(r.Stdout), fmt.Errorf("%s: exit status %d: %s", what, r.ExitCode, msg)
+	return string(r.Stdout), scriptErr(what, r)
+}
+
+// scriptErr is nil when a script exited 0, else an error naming what it
+// did, its exit status and its last line of stderr (of stdout when stderr
+// is empty).
+func scriptErr(what string, r remote.Result) error {
+	if r.ExitCode == 0 {
+		return nil
 	}
-	return string(r.Stdout), nil
+	msg := strings.TrimSpace(string(r.Stderr))
+	if msg == "" {
+		msg = strings.TrimSpace(string(r.Stdout))
+	}
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = msg[i+1:]
+	}
+	return fmt.Errorf("%s: exit status %d: %s", what, r.ExitCode, msg)
 }
 
 func q(s string) string { return remote.ShellQuote(s) }
