@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 )
@@ -107,7 +108,7 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 	// logs -f: the lines PM2 writes after it started (a restart's), then
 	// it stops on cancel.
 	ctx, cancel := context.WithCancel(context.Background())
-	var fbuf syncBuf
+	var fbuf syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Logs(ctx, labTargets(h), &fbuf, LogsOptions{Lines: 1, Follow: true, Poll: 200 * time.Millisecond, Dial: labDial, Node: &n})

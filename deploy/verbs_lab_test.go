@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 )
@@ -213,7 +214,7 @@ func TestVerbsLab(t *testing.T) {
 		}
 		// logs -f sees a new line, stops on cancel.
 		ctx, cancel := context.WithCancel(context.Background())
-		var fbuf syncBuf
+		var fbuf syncbuf.Buffer
 		done := make(chan error, 1)
 		go func() {
 			done <- Logs(ctx, labTargets(h), &fbuf, LogsOptions{Lines: 1, Follow: true, Poll: 200 * time.Millisecond, Dial: labDial})

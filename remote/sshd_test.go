@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploylab/deploylab/internal/syncbuf"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
@@ -160,25 +161,8 @@ type sshd struct {
 	port    int
 	cfgPath string
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	done    chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // sshdLogLevel is ERROR, or $DEPLOYLAB_TEST_SSHD_LOG (e.g. DEBUG3) when debugging.
@@ -248,7 +232,7 @@ Subsystem sftp %s
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	s := &sshd{port: port, cfgPath: cfgPath, log: &syncBuffer{}, done: make(chan struct{})}
+	s := &sshd{port: port, cfgPath: cfgPath, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfgPath)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	// Session processes (setsid children of sshd) may hold the log pipe

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/payload/cluster"
 )
 
@@ -53,31 +53,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running sumcluster master.
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	sock   string
 	addr   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan struct{}
 	err    error
 }
@@ -99,7 +81,7 @@ func startCluster(t *testing.T, o startOpts) *proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &proc{t: t, sock: filepath.Join(dir, "stats.sock"), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{t: t, sock: filepath.Join(dir, "stats.sock"), stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	args := []string{"--stats-socket", p.sock}
 	if !o.noDefault {
 		args = append(args, "--port", "0", "--addr", "127.0.0.1")

@@ -13,10 +13,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploylab/deploylab/internal/syncbuf"
 )
 
 func TestUsage(t *testing.T) {
@@ -125,7 +126,7 @@ func TestSignalDrains(t *testing.T) {
 func TestStatsSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "stats.sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--port", "0", "--addr", "127.0.0.1", "--stats-socket", sock}, "", &out, io.Discard)
@@ -167,22 +168,4 @@ func TestStatsSocket(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("stats socket left after stop: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
