@@ -104,17 +104,7 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if err := deploy.WriteJSON(r.stdout, rc); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintln(r.stdout)
-				if err := deploy.WriteRecap(r.stdout, rc); err != nil {
-					return err
-				}
-			}
-			return rc.Err()
+			return finishRecap(r, c, rc)
 		},
 	}
 	addHostFlags(c)

@@ -84,6 +84,11 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	return v, nil
 }
 
+// lsOptions are ls's (and monit's) options for this setup.
+func (v *verbSetup) lsOptions() deploy.LsOptions {
+	return deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node}
+}
+
 const verbsFoot = `
 SERVICE is single (the single server), cluster (the clustered server) or all
 (the default). With --app node the verb acts on the practice's Express app
@@ -112,7 +117,7 @@ master's statistics socket, in one round trip per host.
 				return err
 			}
 			asJSON, _ := c.Flags().GetBool("json")
-			hosts, rc := deploy.Ls(c.Context(), v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node})
+			hosts, rc := deploy.Ls(c.Context(), v.targets, v.lsOptions())
 			if asJSON {
 				err = deploy.WriteLsJSON(r.stdout, hosts)
 			} else {
@@ -156,7 +161,7 @@ plain snapshots are printed one after another, N of them.
 			ctx := c.Context()
 			for i := 0; count == 0 || i < count; i++ {
 				start := time.Now()
-				hosts, _ := deploy.Ls(ctx, v.targets, deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node})
+				hosts, _ := deploy.Ls(ctx, v.targets, v.lsOptions())
 				if ctx.Err() != nil {
 					return nil
 				}
