@@ -121,11 +121,21 @@ func Instances(n, cpus int) (int, error) {
 // $RUNTIME_DIRECTORY/stats.sock when systemd sets RUNTIME_DIRECTORY (its first
 // entry), else /tmp/sumcluster-<port>.sock.
 func DefaultStatsSocket(port int) string {
-	if rd := os.Getenv("RUNTIME_DIRECTORY"); rd != "" {
-		first, _, _ := strings.Cut(rd, ":")
-		return filepath.Join(first, "stats.sock")
+	if p := RuntimeStatsSocket(); p != "" {
+		return p
 	}
 	return filepath.Join(os.TempDir(), "sumcluster-"+strconv.Itoa(port)+".sock")
+}
+
+// RuntimeStatsSocket is $RUNTIME_DIRECTORY/stats.sock (its first entry) when
+// systemd sets RUNTIME_DIRECTORY (the unit's RuntimeDirectory=), else "".
+func RuntimeStatsSocket() string {
+	rd := os.Getenv("RUNTIME_DIRECTORY")
+	if rd == "" {
+		return ""
+	}
+	first, _, _ := strings.Cut(rd, ":")
+	return filepath.Join(first, "stats.sock")
 }
 
 // ParseBytes parses a byte count: a plain number, or one with a suffix

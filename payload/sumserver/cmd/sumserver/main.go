@@ -13,9 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -121,10 +119,7 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 		count.Add(1)
 	})
 	if *sock == "" {
-		if rd := os.Getenv("RUNTIME_DIRECTORY"); rd != "" {
-			first, _, _ := strings.Cut(rd, ":")
-			*sock = filepath.Join(first, "stats.sock")
-		}
+		*sock = cluster.RuntimeStatsSocket()
 	}
 	if *sock != "" {
 		sln, err := cluster.ListenStats(*sock)
