@@ -364,9 +364,9 @@ func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, child
 	// One process on the socket: a master with workers of the same program
 	// (Node's round-robin cluster), or a single server.
 	o := s.Owners[0]
-	base := progName(o.Cmdline)
+	base := ProgName(o.Cmdline)
 	for _, c := range children[o.PID] {
-		if base != "" && progName(c.Cmdline) == base {
+		if base != "" && ProgName(c.Cmdline) == base {
 			s.Workers = append(s.Workers, c)
 		}
 	}
@@ -395,9 +395,9 @@ func (f *HostFacts) manager(s *Server) {
 				return
 			}
 		}
-		prog := progName(o.Cmdline)
+		prog := ProgName(o.Cmdline)
 		for _, u := range f.Units {
-			if u.Active == "active" && prog != "" && progName(u.ExecStart) == prog && prog != "node" {
+			if u.Active == "active" && prog != "" && ProgName(u.ExecStart) == prog && prog != "node" {
 				s.Manager = "systemd " + u.Name
 				return
 			}
@@ -405,9 +405,9 @@ func (f *HostFacts) manager(s *Server) {
 	}
 }
 
-// progName is the base name of a command line's program ("node" for
+// ProgName is the base name of a command line's program ("node" for
 // "/usr/bin/node app.js").
-func progName(cmdline string) string {
+func ProgName(cmdline string) string {
 	f := strings.Fields(cmdline)
 	if len(f) == 0 {
 		return ""

@@ -134,18 +134,6 @@ done
 echo none
 `
 
-func progOf(cmdline string) string {
-	f := strings.Fields(cmdline)
-	if len(f) == 0 {
-		return ""
-	}
-	p := f[0]
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		p = p[i+1:]
-	}
-	return p
-}
-
 func (p *prober) respawn(ctx context.Context, s checks.Server) (checks.RespawnObservation, error) {
 	o := checks.RespawnObservation{Port: s.Port}
 	if len(s.Workers) == 0 {
@@ -154,7 +142,7 @@ func (p *prober) respawn(ctx context.Context, s checks.Server) (checks.RespawnOb
 	}
 	victim := s.Workers[len(s.Workers)-1]
 	o.KilledPID = victim.PID
-	prog := progOf(victim.Cmdline)
+	prog := checks.ProgName(victim.Cmdline)
 	var before []string
 	for _, w := range s.Workers {
 		before = append(before, strconv.Itoa(w.PID))
