@@ -9,11 +9,11 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/deploylab/deploylab/bench/loadtestfmt"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/payload/loadgen"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -150,31 +150,23 @@ func Run(ctx context.Context, targets []Target, opts Options) (*Outcome, error) 
 		}
 	}
 	out := &Outcome{Batch: opts.Now().UTC().Format("20060102-150405"), Hosts: make([]HostResult, len(targets))}
-	sem := make(chan struct{}, opts.Forks)
-	var wg sync.WaitGroup
 	for i, t := range targets {
 		out.Hosts[i].Target = t
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				out.Hosts[i].Err = fail.New(fail.Interrupted, "", fmt.Errorf("%s: %w", t.Name, ctx.Err()))
-				opts.Progress.HostDone(t.Name, out.Hosts[i].Err)
-				return
-			}
-			defer func() { <-sem }()
-			h := &hostRun{opts: &opts, target: t, batch: out.Batch}
-			err := h.run(ctx)
-			if err != nil && ctx.Err() != nil && fail.KindOf(err) == fail.Failed {
-				err = fail.New(fail.Interrupted, "", err)
-			}
-			out.Hosts[i].Records, out.Hosts[i].Err = h.records, err
-			opts.Progress.HostDone(t.Name, err)
-		}()
 	}
-	wg.Wait()
+	forks.Each(ctx, len(targets), opts.Forks, func(i int) {
+		t := targets[i]
+		h := &hostRun{opts: &opts, target: t, batch: out.Batch}
+		err := h.run(ctx)
+		if err != nil && ctx.Err() != nil && fail.KindOf(err) == fail.Failed {
+			err = fail.New(fail.Interrupted, "", err)
+		}
+		out.Hosts[i].Records, out.Hosts[i].Err = h.records, err
+		opts.Progress.HostDone(t.Name, err)
+	}, func(i int) {
+		t := targets[i]
+		out.Hosts[i].Err = fail.New(fail.Interrupted, "", fmt.Errorf("%s: %w", t.Name, ctx.Err()))
+		opts.Progress.HostDone(t.Name, out.Hosts[i].Err)
+	})
 	opts.Progress.Wait()
 	return out, out.Err()
 }

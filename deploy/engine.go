@@ -18,10 +18,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -171,29 +171,19 @@ func Run(ctx context.Context, targets []Target, tasks []Task, o RunOptions) *Rec
 		o.Dial = func(ctx context.Context, h remote.Host) (remote.Executor, error) { return remote.Dial(ctx, h) }
 	}
 	rc := &Recap{Check: o.Check, Hosts: make([]*HostReport, len(targets))}
-	sem := make(chan struct{}, o.Forks)
-	var wg sync.WaitGroup
 	for i, t := range targets {
-		rep := &HostReport{Host: t.Name, Address: t.Host.Address}
-		rc.Hosts[i] = rep
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				rep.fail(TaskResult{Task: "connect", Status: Failed, err: ctx.Err()})
-				rep.finish()
-				if o.Observer != nil {
-					o.Observer.HostDone(rep)
-				}
-				return
-			}
-			defer func() { <-sem }()
-			runHost(ctx, t, tasks, o, rep)
-		}()
+		rc.Hosts[i] = &HostReport{Host: t.Name, Address: t.Host.Address}
 	}
-	wg.Wait()
+	forks.Each(ctx, len(targets), o.Forks, func(i int) {
+		runHost(ctx, targets[i], tasks, o, rc.Hosts[i])
+	}, func(i int) {
+		rep := rc.Hosts[i]
+		rep.fail(TaskResult{Task: "connect", Status: Failed, err: ctx.Err()})
+		rep.finish()
+		if o.Observer != nil {
+			o.Observer.HostDone(rep)
+		}
+	})
 	rc.Duration = time.Since(start)
 	rc.Millis = rc.Duration.Milliseconds()
 	rc.count()

@@ -17,6 +17,7 @@ import (
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/internal/atomicfile"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/deploylab/deploylab/report"
 )
@@ -356,37 +357,22 @@ func outcome(ctx context.Context, sum *Summary) error {
 // target in the targets' order. A cancelled ctx stops the visits; the hosts
 // not finished are marked Interrupted.
 func Visit(ctx context.Context, o Options) []HostResult {
-	forks := o.Forks
-	if forks <= 0 {
-		forks = DefaultForks
+	n := o.Forks
+	if n <= 0 {
+		n = DefaultForks
 	}
 	out := make([]HostResult, len(o.Targets))
 	done := make([]bool, len(o.Targets))
 	var mu sync.Mutex
-	sem := make(chan struct{}, forks)
-	var wg sync.WaitGroup
-	for i, t := range o.Targets {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	forks.Each(ctx, len(o.Targets), n, func(i int) {
+		res := GradeHost(ctx, o, o.Targets[i])
+		mu.Lock()
+		defer mu.Unlock()
+		out[i], done[i] = res, true
+		if o.Progress != nil {
+			o.Progress(res)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			res := GradeHost(ctx, o, t)
-			mu.Lock()
-			defer mu.Unlock()
-			out[i], done[i] = res, true
-			if o.Progress != nil {
-				o.Progress(res)
-			}
-		}()
-	}
-	wg.Wait()
+	}, nil)
 	for i, t := range o.Targets {
 		if !done[i] {
 			out[i] = interrupted(o.Rubric, t, 0)

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/inventory"
 	"io"
 	"math/big"
@@ -142,30 +143,13 @@ func (l *Lab) start(ctx context.Context, opts Options, log io.Writer) error {
 
 	// Make and boot the hosts, a few at a time.
 	fmt.Fprintf(log, "lab: booting %s\n", plural(opts.Hosts, "host"))
-	sem := make(chan struct{}, 8)
 	errs := make([]error, opts.Hosts)
-	var wg sync.WaitGroup
-	for i, h := range l.st.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			if err := ctx.Err(); err != nil {
-				errs[i] = err
-				return
-			}
-			if err := l.bootHost(ctx, h, authorized, uid, gid, password); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", h.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
+	forks.Each(ctx, len(l.st.Hosts), 8, func(i int) {
+		h := l.st.Hosts[i]
+		if err := l.bootHost(ctx, h, authorized, uid, gid, password); err != nil {
+			errs[i] = fmt.Errorf("%s: %w", h.Name, err)
+		}
+	}, func(i int) { errs[i] = ctx.Err() })
 	if err := firstError(ctx, errs); err != nil {
 		return err
 	}
@@ -185,6 +169,7 @@ func (l *Lab) start(ctx context.Context, opts Options, log io.Writer) error {
 	defer cancel()
 	fmt.Fprintf(log, "lab: waiting for ssh and systemd on %s\n", plural(opts.Hosts, "host"))
 	errs = make([]error, opts.Hosts)
+	var wg sync.WaitGroup
 	for i, h := range l.st.Hosts {
 		wg.Add(1)
 		go func() {
