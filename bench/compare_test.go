@@ -2,7 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
+
+	"github.com/deploylab/deploylab/internal/golden"
 )
 
 // compareRecords are four servers' runs on one host: Node's from FACTS.md,
@@ -50,7 +53,7 @@ func TestComparisonGolden(t *testing.T) {
 			if err := WriteComparison(&b, &Comparison{Stacks: tt.stacks, Records: tt.runs}); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tt.name), b.Bytes())
 		})
 	}
 }
@@ -66,7 +69,7 @@ func TestComparisonOldRecords(t *testing.T) {
 	if err := WriteComparison(&b, &Comparison{Stacks: DefaultStacks(), Records: runs}); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "compare.golden.txt", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "compare.golden.txt"), b.Bytes())
 }
 
 // TestReportStacks: bench show of a comparison's batch names each server's
@@ -76,7 +79,7 @@ func TestReportStacks(t *testing.T) {
 	if err := WriteReport(&b, compareRecords()); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report-stacks.golden.txt", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "report-stacks.golden.txt"), b.Bytes())
 }
 
 func TestShortPlan(t *testing.T) {

@@ -3,16 +3,14 @@ package checks
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files and testdata/facts")
 
 const appJS = `const express = require('express');
 const app = express();
@@ -325,7 +323,7 @@ func TestGrade(t *testing.T) {
 			if round2(sum) != rep.Score {
 				t.Errorf("report score %v != sum of criteria %v", rep.Score, sum)
 			}
-			golden(t, filepath.Join("testdata", "grade", sc.name+".golden"), text)
+			golden.Check(t, filepath.Join("testdata", "grade", sc.name+".golden"), []byte(text))
 			// The facts are shared with package report's tests.
 			data, err := json.MarshalIndent(struct {
 				Facts HostFacts
@@ -334,28 +332,8 @@ func TestGrade(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "facts", sc.name+".json"), string(data)+"\n")
+			golden.Check(t, filepath.Join("testdata", "facts", sc.name+".json"), []byte(string(data)+"\n"))
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, d)
 	}
 }
 
@@ -390,7 +368,7 @@ func TestParseProbeTestdata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "probe", name+".golden.json"), string(js)+"\n")
+			golden.Check(t, filepath.Join("testdata", "probe", name+".golden.json"), []byte(string(js)+"\n"))
 			if strings.Contains(string(js), "not-kept") {
 				t.Errorf("PM2's environment leaked into the facts")
 			}
@@ -398,7 +376,7 @@ func TestParseProbeTestdata(t *testing.T) {
 			for _, s := range f.Servers(defaultAppRe()) {
 				servers = append(servers, s.Describe())
 			}
-			golden(t, filepath.Join("testdata", "probe", name+".servers"), strings.Join(servers, "\n")+"\n")
+			golden.Check(t, filepath.Join("testdata", "probe", name+".servers"), []byte(strings.Join(servers, "\n")+"\n"))
 		})
 	}
 	if _, err := ParseProbe([]byte("this is not it\n")); !errors.Is(err, ErrNotProbe) {

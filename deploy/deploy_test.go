@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,34 +16,10 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/payload/sumserver"
 	"github.com/deploylab/deploylab/remote"
-	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
 
 func TestUnitFiles(t *testing.T) {
 	d, err := NewDeployment(DeploymentOptions{})
@@ -52,7 +27,7 @@ func TestUnitFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range d.Services {
-		golden(t, s.Unit(), string(d.UnitFile(s)))
+		golden.Check(t, filepath.Join("testdata", s.Unit()), []byte(string(d.UnitFile(s))))
 	}
 	// Ports and instances reach ExecStart.
 	d, err = NewDeployment(DeploymentOptions{Port: 8080, ClusterPort: 8081, Instances: -1})
@@ -247,7 +222,7 @@ func TestRun(t *testing.T) {
 			buf.WriteString(normalizePort(l, down) + "\n")
 		}
 	}
-	golden(t, "run.golden", buf.String())
+	golden.Check(t, filepath.Join("testdata", "run.golden"), []byte(buf.String()))
 	err := rc.Err()
 	if fail.KindOf(err) != fail.Unreachable || fail.ExitCode(err) != 3 {
 		t.Errorf("Err() = %v (kind %v), want unreachable", err, fail.KindOf(err))

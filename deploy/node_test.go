@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestNodeEcosystemGolden(t *testing.T) {
@@ -25,7 +25,7 @@ func TestNodeEcosystemGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	eco := n.Ecosystem("/home/deploy/deploylab-node")
-	golden(t, "node-ecosystem.config.js.golden", string(eco))
+	golden.Check(t, filepath.Join("testdata", "node-ecosystem.config.js.golden"), []byte(string(eco)))
 
 	// Node itself reads it: the two apps, cluster mode with instances 0.
 	node, err := exec.LookPath("node")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 	"github.com/deploylab/deploylab/payload"
@@ -150,7 +151,7 @@ func TestUpLab(t *testing.T) {
 			t.Fatalf("check: %v", err)
 		}
 		got := normalize(strings.Join(obs.m[h2.Name], "\n") + "\n")
-		golden(t, "up-check-fresh.golden", strings.ReplaceAll(got, h2.Name, "host"))
+		golden.Check(t, filepath.Join("testdata", "up-check-fresh.golden"), []byte(strings.ReplaceAll(got, h2.Name, "host")))
 		if out := remoteRun(t, h2, "ls -d /opt/deploylab 2>/dev/null; ls /etc/systemd/system | grep deploylab; true"); out != "" {
 			t.Errorf("check mode left traces on the host:\n%s", out)
 		}
@@ -162,7 +163,7 @@ func TestUpLab(t *testing.T) {
 			t.Fatalf("up: %v", err)
 		}
 		got := normalize(strings.Join(obs.m[h1.Name], "\n") + "\n")
-		golden(t, "up-fresh.golden", strings.ReplaceAll(got, h1.Name, "host"))
+		golden.Check(t, filepath.Join("testdata", "up-fresh.golden"), []byte(strings.ReplaceAll(got, h1.Name, "host")))
 		want := []string{TaskUpload, TaskRelease, TaskUnits, payload.Sumserver, payload.Sumcluster}
 		if got := changedTasks(rc.Hosts[0]); !slices.Equal(got, want) {
 			t.Errorf("changed tasks %v, want %v", got, want)
@@ -216,7 +217,7 @@ func TestUpLab(t *testing.T) {
 			}
 			if !check {
 				got := normalize(strings.Join(obs.m[h1.Name], "\n") + "\n")
-				golden(t, "up-again.golden", strings.ReplaceAll(got, h1.Name, "host"))
+				golden.Check(t, filepath.Join("testdata", "up-again.golden"), []byte(strings.ReplaceAll(got, h1.Name, "host")))
 			}
 		}
 	})

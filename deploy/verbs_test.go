@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -107,7 +109,7 @@ func TestParseLs(t *testing.T) {
 	if err := WriteLs(&buf, []HostStatus{{Host: "lab1", Address: "10.0.0.2", Services: got}, {Host: "lab2", Error: "connect: refused", Hint: "is it up?"}}); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "ls.golden", buf.String())
+	golden.Check(t, filepath.Join("testdata", "ls.golden"), []byte(buf.String()))
 }
 
 func TestEcosystem(t *testing.T) {
@@ -119,7 +121,7 @@ func TestEcosystem(t *testing.T) {
 			t.Errorf("ecosystem lacks %s:\n%s", want, eco)
 		}
 	}
-	golden(t, "ecosystem.config.js.golden", eco)
+	golden.Check(t, filepath.Join("testdata", "ecosystem.config.js.golden"), []byte(eco))
 }
 
 func TestPM2Tasks(t *testing.T) {

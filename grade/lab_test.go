@@ -3,7 +3,6 @@ package grade_test
 import (
 	"context"
 	"encoding/csv"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,23 +14,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/xuri/excelize/v2"
-
 	"github.com/deploylab/deploylab"
 	"github.com/deploylab/deploylab/bench"
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/deploy"
 	"github.com/deploylab/deploylab/grade"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/deploylab/deploylab/report"
+	"github.com/google/go-cmp/cmp"
+	"github.com/xuri/excelize/v2"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/expected.golden")
 
 func defaultRubric(t testing.TB) *checks.Rubric {
 	t.Helper()
@@ -273,18 +270,8 @@ func TestGradeLab(t *testing.T) {
 		t.Errorf("progress called for %q, want one line per host", lines)
 	}
 	got := expected(r, sum.Hosts)
-	golden := filepath.Join("testdata", "expected.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("scores per criterion (-want +got):\n%s", d)
+	if !golden.Check(t, filepath.Join("testdata", "expected.golden"), []byte(got)) {
+		t.Errorf("the scores per criterion above differ")
 		explain(t, r, sum.Hosts)
 	}
 	totals := map[string]float64{}

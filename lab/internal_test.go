@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,12 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestAptSources reads apt configurations (one-line and deb822 files,
 // disabled files and stanzas, options in brackets) and checks the mirror
@@ -69,24 +65,8 @@ func TestAptSources(t *testing.T) {
 			for _, name := range names {
 				fmt.Fprintf(&b, "  %s\n", name)
 			}
-			golden(t, filepath.Join("testdata", tc.name+".golden"), b.String())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), []byte(b.String()))
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, d)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -33,19 +34,7 @@ func TestParseFactsGolden(t *testing.T) {
 			}
 			got, _ := json.MarshalIndent(f, "", "  ")
 			got = append(got, '\n')
-			golden := strings.TrimSuffix(in, ".txt") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("facts differ from %s (-want +got):\n%s", golden, diff)
-			}
+			golden.Check(t, strings.TrimSuffix(in, ".txt")+".golden.json", got)
 		})
 	}
 }

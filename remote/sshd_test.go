@@ -18,8 +18,6 @@ import (
 	"github.com/deploylab/deploylab/internal/syncbuf"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
-
 // env is the test environment built by TestMain: a real OpenSSH sshd on a
 // loopback port, with host keys of three types and a set of client keys.
 var env struct {

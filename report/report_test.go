@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,14 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/xuri/excelize/v2"
-
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/golden"
+	"github.com/google/go-cmp/cmp"
+	"github.com/xuri/excelize/v2"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var students = []struct {
 	Student
@@ -65,26 +62,6 @@ func gradeRows(t *testing.T, r *checks.Rubric) []Row {
 	return rows
 }
 
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got; go test -update rewrites it):\n%s", path, d)
-	}
-}
-
 // sheetText reads a sheet back as text, the way a person sees it.
 func sheetText(t *testing.T, path, sheet string) [][]string {
 	t.Helper()
@@ -123,7 +100,7 @@ func TestWriteXLSX(t *testing.T) {
 	for _, row := range notas {
 		b.WriteString(strings.Join(row, " | ") + "\n")
 	}
-	golden(t, "testdata/notas.golden", b.String())
+	golden.Check(t, "testdata/notas.golden", []byte(b.String()))
 	// The totals are formulas with their cached value.
 	for i := range rows {
 		c := fmt.Sprintf("L%d", i+2)
@@ -313,7 +290,7 @@ func TestWriteCSV(t *testing.T) {
 			if err := WriteCSV(&b, r, rows, manual, tc.o); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "moodle-"+tc.name+".csv"), b.String())
+			golden.Check(t, filepath.Join("testdata", "moodle-"+tc.name+".csv"), []byte(b.String()))
 			recs, err := csv.NewReader(&b).ReadAll()
 			if err != nil {
 				t.Fatal(err)
@@ -336,7 +313,7 @@ func TestFeedback(t *testing.T) {
 	rows := gradeRows(t, r)
 	manual := map[string]Manual{"ana@iesdaw.es": {Marks: map[string]float64{"preguntas": 1, "formato": 0.5}, Comment: "Muy bien."}}
 	for i, row := range rows {
-		golden(t, filepath.Join("testdata", "feedback", students[i].scenario+".txt"), Feedback(r, row, manual[row.Key()]))
+		golden.Check(t, filepath.Join("testdata", "feedback", students[i].scenario+".txt"), []byte(Feedback(r, row, manual[row.Key()])))
 	}
 }
 

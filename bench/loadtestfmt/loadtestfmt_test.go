@@ -3,18 +3,14 @@ package loadtestfmt
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/payload/loadgen"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestParseGolden parses every loadtest sample in testdata (captured ones
 // and ones built from loadtest's source formats, see testdata/README.md)
@@ -43,20 +39,7 @@ func TestParseGolden(t *testing.T) {
 			if err := loadgen.WriteJSON(&b, res); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), b.String()); diff != "" {
-				t.Errorf("%s differs (-want +got):\n%s", golden, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", name+".golden.json"), b.Bytes())
 		})
 	}
 }

@@ -3,35 +3,13 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got); run go test -update if the change is meant:\n%s", path, diff)
-	}
-}
 
 // sampleResults are fixed results covering every field of the schema.
 func sampleResults() map[string]*Result {
@@ -91,7 +69,7 @@ func TestResultJSONSchema(t *testing.T) {
 			if err := WriteJSON(&b, r); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "result-"+name+".golden.json", b.Bytes())
+			golden.Check(t, filepath.Join("testdata", "result-"+name+".golden.json"), b.Bytes())
 			var back Result
 			if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 				t.Fatal(err)
@@ -110,7 +88,7 @@ func TestWriteText(t *testing.T) {
 			if err := WriteText(&b, r); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "summary-"+name+".golden.txt", b.Bytes())
+			golden.Check(t, filepath.Join("testdata", "summary-"+name+".golden.txt"), b.Bytes())
 		})
 	}
 }

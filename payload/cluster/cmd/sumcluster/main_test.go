@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -18,10 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/payload/cluster"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // heavyN returns an n for /api/<n> that keeps a worker busy for about d,
 // measured on this machine.
@@ -536,18 +534,8 @@ func TestHelp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sumcluster %s: %v", arg, err)
 		}
-		golden := filepath.Join("testdata", "help.golden")
-		if *update {
-			if err := os.WriteFile(golden, out, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if !bytes.Equal(out, want) {
-			t.Errorf("sumcluster %s differs from %s (go test -update rewrites it):\n%s", arg, golden, out)
+		if !golden.Check(t, filepath.Join("testdata", "help.golden"), out) {
+			t.Errorf("sumcluster %s: the help above differs", arg)
 		}
 	}
 }
