@@ -2,12 +2,10 @@ package deploy
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 )
@@ -107,30 +105,11 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 
 	// logs -f: the lines PM2 writes after it started (a restart's), then
 	// it stops on cancel.
-	ctx, cancel := context.WithCancel(context.Background())
-	var fbuf syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- Logs(ctx, labTargets(h), &fbuf, LogsOptions{Lines: 1, Follow: true, Poll: 200 * time.Millisecond, Dial: labDial, Node: &n})
-	}()
-	time.Sleep(time.Second)
-	seen := strings.Count(fbuf.String(), "App listening on port 3100")
-	nodeControlOK(t, h, VerbRestart, "single", true)
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(fbuf.String(), "App listening on port 3100") <= seen && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("logs -f --app node: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("logs -f --app node did not return after cancel")
-	}
-	if strings.Count(fbuf.String(), "App listening on port 3100") <= seen {
-		t.Errorf("logs -f --app node did not show the restarted app's line:\n%s", fbuf.String())
+	const line = "App listening on port 3100"
+	if s, ok := followLogs(t, h, LogsOptions{Node: &n}, func() { nodeControlOK(t, h, VerbRestart, "single", true) }, func(before, now string) bool {
+		return strings.Count(now, line) > strings.Count(before, line)
+	}); !ok {
+		t.Errorf("logs -f --app node did not show the restarted app's line:\n%s", s)
 	}
 
 	// PM2's daemon killed by hand: start brings it back through
@@ -146,7 +125,7 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 	if r := rep.Tasks[0]; r.Status != Changed || !strings.Contains(r.Msg, "pm2 resurrect") {
 		t.Errorf("start with PM2's daemon down: first task %+v, want the unit started", r)
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !(answers(t, h, "3100") && answers(t, h, "3101")) {
 		if time.Now().After(deadline) {
 			t.Fatal("the apps do not answer 20s after start brought PM2 back")

@@ -84,6 +84,36 @@ func control(t *testing.T, h lab.Host, verb Verb, svc string) *HostReport {
 	return rc.Hosts[0]
 }
 
+// followLogs runs logs -f (o, with Follow) on h, does act a second after
+// it started, waits up to 20s until shown(output before act, output now)
+// holds, then cancels it and checks it returns without an error. It returns
+// the output and whether shown held.
+func followLogs(t *testing.T, h lab.Host, o LogsOptions, act func(), shown func(before, now string) bool) (string, bool) {
+	t.Helper()
+	o.Lines, o.Follow, o.Poll, o.Dial = 1, true, 200*time.Millisecond, labDial
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() { done <- Logs(ctx, labTargets(h), &out, o) }()
+	time.Sleep(time.Second)
+	before := out.String()
+	act()
+	deadline := time.Now().Add(20 * time.Second)
+	for !shown(before, out.String()) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("logs -f: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs -f did not return after cancel")
+	}
+	return out.String(), shown(before, out.String())
+}
+
 // waitLs polls ls until ok accepts a service's row.
 func waitLs(t *testing.T, h lab.Host, svc string, what string, ok func(ProcStatus) bool) ProcStatus {
 	t.Helper()
@@ -213,28 +243,9 @@ func TestVerbsLab(t *testing.T) {
 			t.Errorf("logs:\n%s", buf.String())
 		}
 		// logs -f sees a new line, stops on cancel.
-		ctx, cancel := context.WithCancel(context.Background())
-		var fbuf syncbuf.Buffer
-		done := make(chan error, 1)
-		go func() {
-			done <- Logs(ctx, labTargets(h), &fbuf, LogsOptions{Lines: 1, Follow: true, Poll: 200 * time.Millisecond, Dial: labDial})
-		}()
-		time.Sleep(time.Second)
-		control(t, h, VerbRestart, "single")
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(fbuf.String(), "Stopping") && !strings.Contains(fbuf.String(), "Started") && time.Now().Before(deadline) {
-			time.Sleep(200 * time.Millisecond)
-		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("logs -f: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("logs -f did not return after cancel")
-		}
-		if s := fbuf.String(); !strings.Contains(s, "Started") && !strings.Contains(s, "Stopping") {
+		if s, ok := followLogs(t, h, LogsOptions{}, func() { control(t, h, VerbRestart, "single") }, func(_, s string) bool {
+			return strings.Contains(s, "Started") || strings.Contains(s, "Stopping")
+		}); !ok {
 			t.Errorf("logs -f did not show the restart:\n%s", s)
 		}
 
