@@ -76,7 +76,7 @@ func TestComparisonOldRecords(t *testing.T) {
 // stack, and compares each cluster with the single server of its stack.
 func TestReportStacks(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteReport(&b, compareRecords()); err != nil {
+	if err := WriteTable(&b, compareRecords()); err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join("testdata", "report-stacks.golden.txt"), b.Bytes())

@@ -16,7 +16,7 @@
 // counters (sumcluster stats).
 //
 // Each run is a Record (schema deploylab.bench/v1), saved atomically in a
-// Store (one JSON file per run under <results-dir>/<host>/). WriteReport
+// Store (one JSON file per run under <results-dir>/<host>/). WriteTable
 // prints the comparison (rps, latency percentiles, errors, speedup, CPU,
 // per-worker balance) and, where the single server wins, Diagnose says why
 // from the figures. Store.Summaries hands the latest results to the grader.

@@ -93,7 +93,7 @@ scenarios:
 		t.Fatalf("%d records, want 6", len(recs))
 	}
 	var rep bytes.Buffer
-	WriteReport(&rep, recs)
+	WriteTable(&rep, recs)
 	t.Logf("report:\n%s", rep.String())
 	blk := map[string]*Record{}
 	var clientCPU float64

@@ -249,7 +249,7 @@ func TestRunLocal(t *testing.T) {
 		t.Errorf("single waited %s, cluster %s: want single >> cluster", fmtMS(s.Result.Latency.Max), fmtMS(c.Result.Latency.Max))
 	}
 	var rep bytes.Buffer
-	if err := WriteReport(&rep, recs); err != nil {
+	if err := WriteTable(&rep, recs); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("report:\n%s", rep.String())
@@ -486,7 +486,7 @@ scenarios:
 		t.Errorf("comparison table misses a stack:\n%s", tbl.String())
 	}
 	var rep bytes.Buffer
-	if err := WriteReport(&rep, stored); err != nil {
+	if err := WriteTable(&rep, stored); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"node single", "go single"} {

@@ -2,7 +2,7 @@
 // (rubric.yaml, strictly decoded with file:line errors), the facts observed on
 // a host (HostFacts, gathered in one round trip by the embedded probe.sh and
 // read back by ParseProbe), and Grade, a pure function from rubric, facts and
-// bench results to a Report.
+// bench results to a Scorecard.
 //
 // Declared vs observed (as in goss): a check's YAML says what the rubric
 // expects; the probe observes the host once; each check only reads the facts.

@@ -244,7 +244,7 @@ func TestProbeLocal(t *testing.T) {
 	// Grade what was seen with the default rubric: a complete student (the
 	// manager criteria apart from systemd, which this machine does not run).
 	r := loadDefault(t)
-	rep := Grade(r, f, nil)
+	rep := Score(r, f, nil)
 	outcomes := map[string]Outcome{}
 	for _, c := range rep.Criteria {
 		for _, ch := range c.Checks {

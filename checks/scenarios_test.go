@@ -286,7 +286,7 @@ func TestGrade(t *testing.T) {
 	r := loadDefault(t)
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
-			rep := Grade(r, sc.facts, sc.bench)
+			rep := Score(r, sc.facts, sc.bench)
 			got := map[string]Outcome{}
 			scores := map[string]float64{}
 			for _, c := range rep.Criteria {
@@ -324,7 +324,7 @@ func TestGrade(t *testing.T) {
 				t.Errorf("report score %v != sum of criteria %v", rep.Score, sum)
 			}
 			golden.Check(t, filepath.Join("testdata", "grade", sc.name+".golden"), []byte(text))
-			// The facts are shared with package report's tests.
+			// The facts are shared with package gradebook's tests.
 			data, err := json.MarshalIndent(struct {
 				Facts HostFacts
 				Bench []BenchSummary
@@ -343,8 +343,8 @@ func TestGradeIsPure(t *testing.T) {
 	r := loadDefault(t)
 	for _, sc := range scenarios() {
 		before, _ := json.Marshal(sc.facts)
-		a := reportText(Grade(r, sc.facts, sc.bench))
-		b := reportText(Grade(r, sc.facts, sc.bench))
+		a := reportText(Score(r, sc.facts, sc.bench))
+		b := reportText(Score(r, sc.facts, sc.bench))
 		after, _ := json.Marshal(sc.facts)
 		if a != b || string(before) != string(after) {
 			t.Errorf("%s: Grade is not pure", sc.name)

@@ -256,7 +256,7 @@ scenarios:
 	if err != nil {
 		t.Fatalf("grade: %v", err)
 	}
-	rep := sum.Hosts[0].Row.Report
+	rep := sum.Hosts[0].Row.Scorecard
 	// Every automatic check passes, but the active ones (respawn, reload),
 	// which are skipped without --active.
 	for _, c := range rep.Criteria {

@@ -3,9 +3,9 @@
 // observes it once with the checks package's probe (one batched round trip
 // over SSH), optionally disturbs it with the active checks (kill a worker and
 // watch it come back; reload under load and count failed requests), adds the
-// latest bench results, scores the rubric with checks.Grade and writes the
+// latest bench results, scores the rubric with checks.Score and writes the
 // teacher's spreadsheet, the gradebook CSV and one feedback text per student
-// with package report.
+// with package gradebook.
 //
 // What it guarantees: outputs are checked before any host is visited (an
 // unwritable --out, a locked or unreadable old sheet fail at once); a host

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/checks"
+	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/atomicfile"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
-	"github.com/deploylab/deploylab/report"
 )
 
 // Runner runs commands on one host: *remote.Client and *remote.Local are
@@ -41,7 +41,7 @@ type BenchSource interface {
 // Target is one host to grade and the student it belongs to.
 type Target struct {
 	Host    remote.Host
-	Student report.Student
+	Student gradebook.Student
 }
 
 // DefaultHostTimeout bounds the work on one host (connect, probe, active
@@ -70,9 +70,9 @@ type Options struct {
 	// FeedbackDir the directory of per-student feedback texts ("" none).
 	Out         string
 	CSV         string
-	CSVOptions  report.CSVOptions
+	CSVOptions  gradebook.CSVOptions
 	FeedbackDir string
-	XLSXOptions report.XLSXOptions
+	XLSXOptions gradebook.XLSXOptions
 
 	// Progress, if not nil, is called once per host as it finishes (never
 	// concurrently).
@@ -83,7 +83,7 @@ type Options struct {
 
 // HostResult is what became of one host.
 type HostResult struct {
-	Row report.Row
+	Row gradebook.Row
 	// Elapsed is the time spent on the host.
 	Elapsed time.Duration
 	// Err is why the host could not be graded (nil when it was); classified
@@ -145,7 +145,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	start := time.Now()
 	hosts := Visit(ctx, o)
 	sum := &Summary{Hosts: hosts, Elapsed: time.Since(start)}
-	rows := make([]report.Row, len(hosts))
+	rows := make([]gradebook.Row, len(hosts))
 	for i, h := range hosts {
 		rows[i] = h.Row
 	}
@@ -169,7 +169,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return sum, outcome(ctx, sum)
 }
 
-func hasKey(rows []report.Row, k string) bool {
+func hasKey(rows []gradebook.Row, k string) bool {
 	for _, r := range rows {
 		if r.Key() == k {
 			return true
@@ -217,23 +217,23 @@ func sameFile(a, b string) bool {
 // read or holds a bad mark), --csv (its directory, every student's gradebook
 // id) and the feedback directory. It returns the manual marks of the old
 // sheet.
-func Preflight(o Options) (map[string]report.Manual, error) {
-	if err := report.CheckWritable(o.Out); err != nil {
+func Preflight(o Options) (map[string]gradebook.Manual, error) {
+	if err := gradebook.CheckWritable(o.Out); err != nil {
 		return nil, err
 	}
-	manual, err := report.ReadManual(o.Out, o.Rubric)
+	manual, err := gradebook.ReadManual(o.Out, o.Rubric)
 	if err != nil {
 		return nil, err
 	}
 	if o.CSV != "" {
-		if err := report.CheckWritable(o.CSV); err != nil {
+		if err := gradebook.CheckWritable(o.CSV); err != nil {
 			return nil, err
 		}
-		rows := make([]report.Row, len(o.Targets))
+		rows := make([]gradebook.Row, len(o.Targets))
 		for i, t := range o.Targets {
-			rows[i] = report.Row{Student: t.Student}
+			rows[i] = gradebook.Row{Student: t.Student}
 		}
-		if err := report.WriteCSV(io.Discard, o.Rubric, rows, nil, o.CSVOptions); err != nil {
+		if err := gradebook.WriteCSV(io.Discard, o.Rubric, rows, nil, o.CSVOptions); err != nil {
 			return nil, err
 		}
 	}
@@ -252,13 +252,13 @@ func Preflight(o Options) (map[string]report.Manual, error) {
 }
 
 // Write writes the spreadsheet, the CSV and the feedback texts for rows.
-func Write(o Options, rows []report.Row, sum *Summary) error {
-	if err := report.WriteXLSX(o.Out, o.Rubric, rows, o.XLSXOptions); err != nil {
+func Write(o Options, rows []gradebook.Row, sum *Summary) error {
+	if err := gradebook.WriteXLSX(o.Out, o.Rubric, rows, o.XLSXOptions); err != nil {
 		// The sheet was checked before the visits; if it became unwritable
 		// since (opened in LibreOffice meanwhile), the grades still must
 		// not be lost: they go to a new file next to it.
 		rescue := RescuePath(o.Out, time.Now())
-		if err2 := report.WriteXLSX(rescue, o.Rubric, rows, o.XLSXOptions); err2 == nil {
+		if err2 := gradebook.WriteXLSX(rescue, o.Rubric, rows, o.XLSXOptions); err2 == nil {
 			if sum != nil {
 				sum.Written = append(sum.Written, rescue)
 			}
@@ -270,15 +270,15 @@ func Write(o Options, rows []report.Row, sum *Summary) error {
 	if sum != nil {
 		sum.Written = append(sum.Written, o.Out)
 	}
-	var manual map[string]report.Manual
+	var manual map[string]gradebook.Manual
 	if o.CSV != "" || o.FeedbackDir != "" {
 		var err error
-		if manual, err = report.ReadManual(o.Out, o.Rubric); err != nil {
+		if manual, err = gradebook.ReadManual(o.Out, o.Rubric); err != nil {
 			return err
 		}
 	}
 	if o.CSV != "" {
-		if err := report.WriteCSVFile(o.CSV, o.Rubric, rows, manual, o.CSVOptions); err != nil {
+		if err := gradebook.WriteCSVFile(o.CSV, o.Rubric, rows, manual, o.CSVOptions); err != nil {
 			return err
 		}
 		if sum != nil {
@@ -288,7 +288,7 @@ func Write(o Options, rows []report.Row, sum *Summary) error {
 	if o.FeedbackDir != "" {
 		for _, row := range rows {
 			p := filepath.Join(o.FeedbackDir, FeedbackName(row.Student))
-			if err := atomicfile.WriteFile(p, []byte(report.Feedback(o.Rubric, row, manual[row.Key()])), 0o644); err != nil {
+			if err := atomicfile.WriteFile(p, []byte(gradebook.Feedback(o.Rubric, row, manual[row.Key()])), 0o644); err != nil {
 				return fmt.Errorf("write feedback: %w", err)
 			}
 		}
@@ -308,7 +308,7 @@ func RescuePath(out string, now time.Time) string {
 
 // FeedbackName is the file name of a student's feedback text: the host name
 // (unique in an inventory), made safe for a file name.
-func FeedbackName(s report.Student) string {
+func FeedbackName(s gradebook.Student) string {
 	name := s.Host
 	if name == "" {
 		name = s.Key()
@@ -335,7 +335,7 @@ func outcome(ctx context.Context, sum *Summary) error {
 	auth := true
 	for _, h := range sum.Hosts {
 		if h.Err != nil {
-			names = append(names, h.Row.Host+" ("+h.Row.Report.Reason+")")
+			names = append(names, h.Row.Host+" ("+h.Row.Scorecard.Reason+")")
 			if fail.KindOf(h.Err) != fail.Auth {
 				auth = false
 			}
@@ -385,12 +385,12 @@ func Visit(ctx context.Context, o Options) []HostResult {
 const NotGradedReason = "no calificado: la ejecución se interrumpió antes de terminar este host"
 
 func interrupted(r *checks.Rubric, t Target, elapsed time.Duration) HostResult {
-	rep := checks.Grade(r, checks.HostFacts{Host: t.Student.Host, Error: NotGradedReason}, nil)
-	return HostResult{Row: report.Row{Student: t.Student, Report: rep}, Elapsed: elapsed, Interrupted: true}
+	rep := checks.Score(r, checks.HostFacts{Host: t.Student.Host, Error: NotGradedReason}, nil)
+	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: elapsed, Interrupted: true}
 }
 
 // GradeHost grades one target under its own time limit: connect, probe,
-// active checks (with o.Active), bench results, checks.Grade. It never fails:
+// active checks (with o.Active), bench results, checks.Score. It never fails:
 // a host that cannot be graded gets an unreachable report with the reason.
 func GradeHost(ctx context.Context, o Options, t Target) HostResult {
 	start := time.Now()
@@ -417,8 +417,8 @@ func GradeHost(ctx context.Context, o Options, t Target) HostResult {
 		}
 		bench = b
 	}
-	rep := checks.Grade(o.Rubric, facts, bench)
-	return HostResult{Row: report.Row{Student: t.Student, Report: rep}, Elapsed: time.Since(start), Err: err, Sudo: sudo}
+	rep := checks.Score(o.Rubric, facts, bench)
+	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: time.Since(start), Err: err, Sudo: sudo}
 }
 
 // observe connects to the host and gathers its facts (and, with o.Active,

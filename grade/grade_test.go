@@ -16,9 +16,9 @@ import (
 
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/grade"
+	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/remote"
-	"github.com/deploylab/deploylab/report"
 )
 
 // TestBadOutputsFailBeforeAnyHost: every problem with the outputs is found
@@ -28,7 +28,7 @@ func TestBadOutputsFailBeforeAnyHost(t *testing.T) {
 	r := defaultRubric(t)
 	dir := t.TempDir()
 	valid := filepath.Join(dir, "valid.xlsx")
-	if err := report.WriteXLSX(valid, r, []report.Row{{Student: report.Student{Name: "Ana", Host: "alu01"}}}, report.XLSXOptions{}); err != nil {
+	if err := gradebook.WriteXLSX(valid, r, []gradebook.Row{{Student: gradebook.Student{Name: "Ana", Host: "alu01"}}}, gradebook.XLSXOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	validData, _ := os.ReadFile(valid)
@@ -42,7 +42,7 @@ func TestBadOutputsFailBeforeAnyHost(t *testing.T) {
 	}
 	col := len([]string{"Alumno", "ID", "Email", "Host", "Estado"}) + 5 // preguntas
 	cell, _ := excelize.CoordinatesToCellName(col, 2)
-	x.SetCellValue(report.SheetNotas, cell, "bien")
+	x.SetCellValue(gradebook.SheetNotas, cell, "bien")
 	if err := x.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func TestBadOutputsFailBeforeAnyHost(t *testing.T) {
 	f.Close()
 
 	students := []grade.Target{
-		{Host: remote.Host{Name: "alu01", Address: "127.0.0.1", Port: 1}, Student: report.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}},
-		{Host: remote.Host{Name: "alu02", Address: "127.0.0.1", Port: 1}, Student: report.Student{Name: "Luis", ID: "1234", Host: "alu02"}},
+		{Host: remote.Host{Name: "alu01", Address: "127.0.0.1", Port: 1}, Student: gradebook.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}},
+		{Host: remote.Host{Name: "alu02", Address: "127.0.0.1", Port: 1}, Student: gradebook.Student{Name: "Luis", ID: "1234", Host: "alu02"}},
 	}
 	for _, tc := range []struct {
 		name string
@@ -135,11 +135,11 @@ func TestUnreachableHostsKeepTheirRow(t *testing.T) {
 	sum, err := grade.Run(context.Background(), grade.Options{
 		Rubric: r, Out: out,
 		Targets: []grade.Target{{Host: remote.Host{Name: "alu01", Address: "127.0.0.1", Port: port, User: "nobody", KnownHostsFile: filepath.Join(t.TempDir(), "kh")},
-			Student: report.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}},
+			Student: gradebook.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}},
 		Dial: func(ctx context.Context, h remote.Host) (grade.Runner, error) {
 			return remote.Dial(ctx, h, remote.WithSSHConfig(""), remote.WithAgent(""))
 		},
-		Progress: func(h grade.HostResult) { lines = append(lines, h.Row.Host+" "+h.Row.Report.Reason) },
+		Progress: func(h grade.HostResult) { lines = append(lines, h.Row.Host+" "+h.Row.Scorecard.Reason) },
 	})
 	if fail.KindOf(err) != fail.Unreachable || fail.ExitCode(err) != 3 {
 		t.Errorf("err %v: kind %v, want Unreachable (exit 3)", err, fail.KindOf(err))
@@ -155,11 +155,11 @@ func TestUnreachableHostsKeepTheirRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	estado, _ := x.GetCellValue(report.SheetNotas, "E2")
+	estado, _ := x.GetCellValue(gradebook.SheetNotas, "E2")
 	if estado != "inalcanzable: connection refused" {
 		t.Errorf("Estado = %q", estado)
 	}
-	rep := sum.Hosts[0].Row.Report
+	rep := sum.Hosts[0].Row.Scorecard
 	for _, c := range rep.Criteria {
 		for _, ch := range c.Checks {
 			if ch.Outcome != checks.Error {
@@ -189,7 +189,7 @@ func TestReason(t *testing.T) {
 
 func TestFeedbackName(t *testing.T) {
 	for in, want := range map[string]string{"alu01": "alu01.txt", "../etc/passwd": "_etc_passwd.txt", "María José": "Mar_a_Jos_.txt"} {
-		if got := grade.FeedbackName(report.Student{Host: in}); got != want {
+		if got := grade.FeedbackName(gradebook.Student{Host: in}); got != want {
 			t.Errorf("FeedbackName(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -201,14 +201,14 @@ func TestLockedDuringRun(t *testing.T) {
 	r := defaultRubric(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "notas.xlsx")
-	if err := report.WriteXLSX(out, r, []report.Row{{Student: report.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}}, report.XLSXOptions{}); err != nil {
+	if err := gradebook.WriteXLSX(out, r, []gradebook.Row{{Student: gradebook.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}}, gradebook.XLSXOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	old, _ := os.ReadFile(out)
 	sum, err := grade.Run(context.Background(), grade.Options{
 		Rubric: r, Out: out,
 		Targets: []grade.Target{{Host: remote.Host{Name: "alu01", Address: "127.0.0.1", Port: 1},
-			Student: report.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}},
+			Student: gradebook.Student{Name: "Ana", Email: "ana@example.org", Host: "alu01"}}},
 		Dial: func(ctx context.Context, h remote.Host) (grade.Runner, error) {
 			// The teacher opens the sheet while grade runs.
 			if err := os.WriteFile(filepath.Join(dir, ".~lock.notas.xlsx#"), []byte("x"), 0o644); err != nil {
@@ -231,7 +231,7 @@ func TestLockedDuringRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if v, _ := x.GetCellValue(report.SheetNotas, "E2"); v != "inalcanzable: connection refused" {
+	if v, _ := x.GetCellValue(gradebook.SheetNotas, "E2"); v != "inalcanzable: connection refused" {
 		t.Errorf("rescue file Estado = %q", v)
 	}
 }

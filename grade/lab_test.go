@@ -19,13 +19,13 @@ import (
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/deploy"
 	"github.com/deploylab/deploylab/grade"
+	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
-	"github.com/deploylab/deploylab/report"
 	"github.com/google/go-cmp/cmp"
 	"github.com/xuri/excelize/v2"
 )
@@ -156,7 +156,7 @@ func (b benchByName) Summaries(host string) ([]checks.BenchSummary, error) {
 func target(h lab.Host, fixture string) grade.Target {
 	rh := labtest.RemoteHost(h)
 	rh.Timeout = 20 * time.Second
-	return grade.Target{Host: rh, Student: report.Student{
+	return grade.Target{Host: rh, Student: gradebook.Student{
 		Name: "Alumno " + fixture, Email: fixture + "@example.org", Host: fixture,
 	}}
 }
@@ -165,7 +165,7 @@ func target(h lab.Host, fixture string) grade.Target {
 func expected(r *checks.Rubric, hosts []grade.HostResult) string {
 	var b strings.Builder
 	for _, h := range hosts {
-		rep := h.Row.Report
+		rep := h.Row.Scorecard
 		fmt.Fprintf(&b, "%s reachable=%v", h.Row.Host, rep.Reachable)
 		for _, c := range rep.Criteria {
 			if c.Manual {
@@ -184,7 +184,7 @@ func expected(r *checks.Rubric, hosts []grade.HostResult) string {
 
 func explain(t *testing.T, r *checks.Rubric, hosts []grade.HostResult) {
 	for _, h := range hosts {
-		t.Logf("---- %s (%.1fs)\n%s", h.Row.Host, h.Elapsed.Seconds(), report.Feedback(r, h.Row, report.Manual{}))
+		t.Logf("---- %s (%.1fs)\n%s", h.Row.Host, h.Elapsed.Seconds(), gradebook.Feedback(r, h.Row, gradebook.Manual{}))
 	}
 }
 
@@ -276,7 +276,7 @@ func TestGradeLab(t *testing.T) {
 	}
 	totals := map[string]float64{}
 	for _, h := range sum.Hosts {
-		totals[h.Row.Host] = h.Row.Report.Score
+		totals[h.Row.Host] = h.Row.Scorecard.Score
 	}
 
 	// The spreadsheet, read back: every criterion cell, the status, the total.
@@ -301,13 +301,13 @@ func TestGradeLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := x.GetRows(report.SheetNotas)
-	preg := slices.Index(rows[0], report.CriterionHeader(r.Criteria[4]))
+	rows, _ := x.GetRows(gradebook.SheetNotas)
+	preg := slices.Index(rows[0], gradebook.CriterionHeader(r.Criteria[4]))
 	if preg < 0 {
-		t.Fatalf("no column %q in %q", report.CriterionHeader(r.Criteria[4]), rows[0])
+		t.Fatalf("no column %q in %q", gradebook.CriterionHeader(r.Criteria[4]), rows[0])
 	}
 	cellName, _ := excelize.CoordinatesToCellName(preg+1, 2) // first student: complete
-	if err := x.SetCellValue(report.SheetNotas, cellName, 0.75); err != nil {
+	if err := x.SetCellValue(gradebook.SheetNotas, cellName, 0.75); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.Save(); err != nil {
@@ -335,7 +335,7 @@ func TestGradeLab(t *testing.T) {
 	}
 	for _, h := range asum.Hosts {
 		seen := 0
-		for _, c := range h.Row.Report.Criteria {
+		for _, c := range h.Row.Scorecard.Criteria {
 			for _, ch := range c.Checks {
 				switch ch.Kind {
 				case checks.KindRespawn:
@@ -380,7 +380,7 @@ func TestGradeLab(t *testing.T) {
 	if el := time.Since(start); el > 40*time.Second {
 		t.Errorf("hang: run took %v with an 8s host limit", el)
 	}
-	if reason := hsum.Hosts[0].Row.Report.Reason; !strings.HasPrefix(reason, "timed out after 8s") {
+	if reason := hsum.Hosts[0].Row.Scorecard.Reason; !strings.HasPrefix(reason, "timed out after 8s") {
 		t.Errorf("hang: reason %q, want a timeout", reason)
 	}
 	checkSheet(t, r, hopts.Out, hsum.Hosts, nil)
@@ -420,7 +420,7 @@ func checkSheet(t *testing.T, r *checks.Rubric, path string, hosts []grade.HostR
 		t.Fatal(err)
 	}
 	defer x.Close()
-	rows, err := x.GetRows(report.SheetNotas)
+	rows, err := x.GetRows(gradebook.SheetNotas)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +452,7 @@ func checkSheet(t *testing.T, r *checks.Rubric, path string, hosts []grade.HostR
 	}
 	for i, h := range hosts {
 		row := rows[i+1]
-		rep := h.Row.Report
+		rep := h.Row.Scorecard
 		want := map[string]string{"Host": h.Row.Host, "Email": h.Row.Email}
 		got := map[string]string{"Host": get(row, col("Host")), "Email": get(row, col("Email"))}
 		estado := "alcanzable"
@@ -462,7 +462,7 @@ func checkSheet(t *testing.T, r *checks.Rubric, path string, hosts []grade.HostR
 		want["Estado"], got["Estado"] = estado, get(row, col("Estado"))
 		total := rep.Score
 		for _, c := range r.Criteria {
-			v := get(row, col(report.CriterionHeader(c)))
+			v := get(row, col(gradebook.CriterionHeader(c)))
 			got[c.ID] = num(v)
 			want[c.ID] = ""
 			if c.Manual {

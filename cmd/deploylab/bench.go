@@ -174,7 +174,7 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	}
 	if recs := out.Records(); len(recs) > 0 {
 		fmt.Fprintln(r.stdout)
-		if err := bench.WriteReport(r.stdout, recs); err != nil {
+		if err := bench.WriteTable(r.stdout, recs); err != nil {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "\n%d runs stored in %s (deploylab bench show %s)\n", len(recs), store.Dir(), out.Batch)
@@ -285,7 +285,7 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 				}
 				return enc.Encode(runs)
 			}
-			if err := bench.WriteReport(r.stdout, runs); err != nil {
+			if err := bench.WriteTable(r.stdout, runs); err != nil {
 				return err
 			}
 			if len(runs) == 1 {

@@ -13,11 +13,11 @@ import (
 	"github.com/deploylab/deploylab/bench"
 	"github.com/deploylab/deploylab/checks"
 	"github.com/deploylab/deploylab/grade"
+	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/inventory"
 	"github.com/deploylab/deploylab/remote"
-	"github.com/deploylab/deploylab/report"
 )
 
 const gradeLong = `Grade every student's VM into a spreadsheet.
@@ -88,8 +88,8 @@ func gradeTargets(cfg *config.Config) ([]grade.Target, error) {
 
 // studentOf reads the student of an inventory host: its id is an email when
 // it has an @, a gradebook id number otherwise.
-func studentOf(h inventory.Host) report.Student {
-	s := report.Student{Name: h.Student, Host: h.Name}
+func studentOf(h inventory.Host) gradebook.Student {
+	s := gradebook.Student{Name: h.Student, Host: h.Name}
 	if strings.Contains(h.ID, "@") {
 		s.Email = h.ID
 	} else {
@@ -99,24 +99,24 @@ func studentOf(h inventory.Host) report.Student {
 }
 
 // gradebookID chooses the CSV's identifying column.
-func gradebookID(setting string, ts []grade.Target) report.IDColumn {
+func gradebookID(setting string, ts []grade.Target) gradebook.IDColumn {
 	switch setting {
 	case "email":
-		return report.ByEmail
+		return gradebook.ByEmail
 	case "idnumber":
-		return report.ByIDNumber
+		return gradebook.ByIDNumber
 	}
 	for _, t := range ts {
 		if t.Student.Email == "" {
 			for _, t := range ts {
 				if t.Student.ID == "" {
-					return report.ByEmail // let the writer name who lacks one
+					return gradebook.ByEmail // let the writer name who lacks one
 				}
 			}
-			return report.ByIDNumber
+			return gradebook.ByIDNumber
 		}
 	}
-	return report.ByEmail
+	return gradebook.ByEmail
 }
 
 func loadRubric(path string) (*checks.Rubric, error) {
@@ -156,7 +156,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		Bench: benchSrc,
 		Dial:  func(ctx context.Context, h remote.Host) (grade.Runner, error) { return r.dial(ctx, h) },
 		Out:   out, CSV: csvPath, FeedbackDir: fbDir,
-		CSVOptions: report.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
+		CSVOptions: gradebook.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
 		Warn:       r.stderr,
 	}
 	width := 4
@@ -189,7 +189,7 @@ func gradeBenchSource(cfg *config.Config) (grade.BenchSource, error) {
 }
 
 func printGradeLine(w io.Writer, width int, h grade.HostResult, auto float64) {
-	rep := h.Row.Report
+	rep := h.Row.Scorecard
 	var s string
 	switch {
 	case h.Interrupted:

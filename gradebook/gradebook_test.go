@@ -1,4 +1,4 @@
-package report
+package gradebook
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func gradeRows(t *testing.T, r *checks.Rubric) []Row {
 		if err := json.Unmarshal(data, &in); err != nil {
 			t.Fatal(err)
 		}
-		rows = append(rows, Row{Student: s.Student, Report: checks.Grade(r, in.Facts, in.Bench)})
+		rows = append(rows, Row{Student: s.Student, Scorecard: checks.Score(r, in.Facts, in.Bench)})
 	}
 	return rows
 }

@@ -1,4 +1,4 @@
-package report
+package gradebook
 
 import (
 	"encoding/csv"
@@ -74,7 +74,7 @@ func WriteCSV(w io.Writer, r *checks.Rubric, rows []Row, manual map[string]Manua
 		rec := []string{idOf(row.Student, id)}
 		total, complete := 0.0, true
 		for _, c := range r.Criteria {
-			v, ok := criterionScore(c, findResult(row.Report, c.ID), m)
+			v, ok := criterionScore(c, findResult(row.Scorecard, c.ID), m)
 			if !ok {
 				complete = false
 				if !o.TotalOnly {

@@ -6,7 +6,7 @@ import (
 )
 
 // reportText renders a report for golden files and failure messages.
-func reportText(r Report) string {
+func reportText(r Scorecard) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "host %s reachable=%v score=%.2f review=%v", r.Host, r.Reachable, r.Score, r.NeedsReview)
 	if r.Reason != "" {

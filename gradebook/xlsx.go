@@ -1,4 +1,4 @@
-package report
+package gradebook
 
 import (
 	"errors"
@@ -334,13 +334,13 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 	for i, row := range rows {
 		m := manual[row.Key()]
 		estado := "alcanzable"
-		if !row.Report.Reachable {
-			estado = "inalcanzable: " + row.Report.Reason
+		if !row.Scorecard.Reachable {
+			estado = "inalcanzable: " + row.Scorecard.Reason
 		}
 		vals := []any{row.Name, row.ID, row.Email, row.Host, estado}
 		total := 0.0
 		for _, c := range r.Criteria {
-			v, ok := criterionScore(c, findResult(row.Report, c.ID), m)
+			v, ok := criterionScore(c, findResult(row.Scorecard, c.ID), m)
 			style := st.score
 			if c.Manual {
 				style = st.manual
@@ -355,7 +355,7 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		rn := i + 2
 		formula := fmt.Sprintf("SUM(%s:%s)", cell(firstCrit, rn), cell(lastCrit, rn))
 		review := ""
-		if row.Report.NeedsReview || !row.Report.Reachable {
+		if row.Scorecard.NeedsReview || !row.Scorecard.Reachable {
 			review = "sí"
 		}
 		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: round2(total)}, review, m.Comment)
@@ -379,7 +379,7 @@ func writeDetalle(x *excelize.File, st styles, r *checks.Rubric, rows []Row) err
 	}
 	rn := 2
 	for _, row := range rows {
-		for _, c := range row.Report.Criteria {
+		for _, c := range row.Scorecard.Criteria {
 			if c.Manual {
 				continue
 			}
@@ -448,7 +448,7 @@ func writeBench(x *excelize.File, st styles, rows []Row, route string) error {
 	}
 	rn := 2
 	for _, row := range rows {
-		for _, b := range row.Report.Bench {
+		for _, b := range row.Scorecard.Bench {
 			vals := []any{row.Name, row.Host, b.Route, b.Server, b.Tool, round2(b.RPS), round2(b.P50us / 1000), round2(b.P99us / 1000), b.Errors}
 			if err := x.SetSheetRow(sh, cell(1, rn), &vals); err != nil {
 				return err
@@ -463,7 +463,7 @@ func writeBench(x *excelize.File, st styles, rows []Row, route string) error {
 	}
 	sn := 2
 	for _, row := range rows {
-		l := latest(row.Report.Bench, route)
+		l := latest(row.Scorecard.Bench, route)
 		si, okS := l[checks.ServerSingle]
 		cl, okC := l[checks.ServerCluster]
 		if !okS && !okC {

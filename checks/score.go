@@ -31,8 +31,8 @@ type BenchSummary struct {
 	At time.Time
 }
 
-// Report is the grade of one host.
-type Report struct {
+// Scorecard is the score of one host.
+type Scorecard struct {
 	Host      string
 	Reachable bool
 	// Reason says why the host could not be probed.
@@ -76,8 +76,8 @@ type Result struct {
 
 // Grade scores facts (and bench results) against the rubric. It is a pure
 // function: no I/O, the same inputs give the same report.
-func Grade(r *Rubric, facts HostFacts, bench []BenchSummary) Report {
-	rep := Report{Host: facts.Host, Reachable: facts.Reachable, Reason: facts.Error, Bench: bench}
+func Score(r *Rubric, facts HostFacts, bench []BenchSummary) Scorecard {
+	rep := Scorecard{Host: facts.Host, Reachable: facts.Reachable, Reason: facts.Error, Bench: bench}
 	if !facts.Reachable && rep.Reason == "" {
 		rep.Reason = "host no sondeado"
 	}

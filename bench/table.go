@@ -9,12 +9,12 @@ import (
 	"unicode/utf8"
 )
 
-// WriteReport prints the comparison of runs, host by host: for each load
+// WriteTable prints the comparison of runs, host by host: for each load
 // scenario a row per server (rps, mean, p50/p90/p99, errors, the cluster's
 // speedup, client and server CPU), the cluster's per-worker request counts,
 // and, where the single server beats the cluster, the likely causes read
 // from the figures; then the blocking experiment's waits.
-func WriteReport(w io.Writer, runs []*Record) error {
+func WriteTable(w io.Writer, runs []*Record) error {
 	var b strings.Builder
 	for i, host := range hostsOf(runs) {
 		if i > 0 {

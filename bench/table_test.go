@@ -35,7 +35,7 @@ func TestReportGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := WriteReport(&b, tt.runs); err != nil {
+			if err := WriteTable(&b, tt.runs); err != nil {
 				t.Fatal(err)
 			}
 			golden.Check(t, filepath.Join("testdata", tt.name), b.Bytes())

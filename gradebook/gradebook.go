@@ -1,9 +1,9 @@
-// Package report writes what `deploylab grade` found: the teacher's
+// Package gradebook writes what `deploylab grade` found: the teacher's
 // spreadsheet notas.xlsx (sheets Notas, Detalle, Bench and Rúbrica, written
 // atomically, keeping the manual marks and comments of a previous run), a
 // gradebook CSV in Moodle's import shape, and a feedback text per student.
-// It knows only checks.Rubric and checks.Report.
-package report
+// It knows only checks.Rubric and checks.Scorecard.
+package gradebook
 
 import (
 	"errors"
@@ -39,7 +39,7 @@ func (s Student) Key() string {
 // Row is one student's grade.
 type Row struct {
 	Student
-	Report checks.Report
+	Scorecard checks.Scorecard
 }
 
 // Manual is what the teacher typed in the sheet for one student: marks of the
@@ -163,7 +163,7 @@ func criterionScore(c checks.Criterion, cr *checks.CriterionResult, m Manual) (f
 	return cr.Score, true
 }
 
-func findResult(rep checks.Report, id string) *checks.CriterionResult {
+func findResult(rep checks.Scorecard, id string) *checks.CriterionResult {
 	for i := range rep.Criteria {
 		if rep.Criteria[i].ID == id {
 			return &rep.Criteria[i]

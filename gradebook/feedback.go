@@ -1,4 +1,4 @@
-package report
+package gradebook
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ func Feedback(r *checks.Rubric, row Row, m Manual) string {
 		who += " <" + row.Email + ">"
 	}
 	fmt.Fprintf(&b, "Alumno: %s\nHost: %s\n", strings.TrimSpace(who), row.Host)
-	rep := row.Report
+	rep := row.Scorecard
 	if !rep.Reachable {
 		fmt.Fprintf(&b, "\nNo se pudo acceder al host: %s\nLas comprobaciones automáticas quedan pendientes de revisión.\n", rep.Reason)
 	}
