@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -37,4 +39,25 @@ func monotonicUsec() int64 {
 		return 0
 	}
 	return ts.Sec*1e6 + ts.Nsec/1e3
+}
+
+// announceReadyLocked tells systemd the cluster is ready once every slot has
+// had a ready worker (or one has and 10s passed). The caller holds m.mu.
+func (m *Master) announceReadyLocked() {
+	if m.ready {
+		return
+	}
+	anyReady, allReady := false, true
+	for _, s := range m.slots {
+		if s.everReady {
+			anyReady = true
+		} else {
+			allReady = false
+		}
+	}
+	if allReady || (anyReady && time.Since(m.started) > 10*time.Second) {
+		m.ready = true
+		m.logf("ready: serving on %s", m.addr)
+		sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d\nSTATUS=serving on %s", os.Getpid(), m.addr))
+	}
 }
