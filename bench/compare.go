@@ -100,6 +100,8 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 			langs = append(langs, s.Lang)
 		}
 	}
+	plans := make([]*Plan, len(langs))
+	total := 0
 	for i, lang := range langs {
 		p := *base
 		p.Servers = nil
@@ -108,8 +110,20 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 				p.Servers = append(p.Servers, Server{Name: s.Mode, Port: s.Port, Unit: s.Unit, Stack: s.Lang})
 			}
 		}
+		plans[i] = &p
+		total += PlanRuns(&p)
+	}
+	// One count per host over the passes: "[16/16]", not "[16/8]".
+	inner := opts.Progress
+	if inner == nil {
+		inner = nopProgress{}
+	}
+	prog := newPasses(inner, total)
+	opts.Progress = prog
+	for i, lang := range langs {
+		prog.pass(i == len(langs)-1)
 		o := opts
-		o.Plan = &p
+		o.Plan = plans[i]
 		if i > 0 {
 			// A distinct batch (IDs are per second) for the second pair.
 			now := o.Now
@@ -123,9 +137,11 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 			c.Records = append(c.Records, out.Records()...)
 		}
 		if err != nil {
+			prog.finish(fmt.Errorf("stopped after the %s servers", lang))
 			return c, fmt.Errorf("%s servers: %w", lang, err)
 		}
 	}
+	prog.finish(nil)
 	return c, nil
 }
 
@@ -258,26 +274,35 @@ func (c *Comparison) writeHost(b *strings.Builder, host string, runs []*Record) 
 		if len(gn) > 0 {
 			fmt.Fprintf(b, "speedup of Go over Node: %s\n", strings.Join(gn, ", "))
 		}
+		for _, lang := range []string{LangNode, LangGo} {
+			single, cluster := c.pick(g, lang, ModeSingle), c.pick(g, lang, ModeCluster)
+			causes := Diagnose(single, cluster)
+			if causes == nil {
+				continue
+			}
+			fmt.Fprintf(b, "! %s single beats %s: %.0f vs %.0f rps. Likely causes, from the figures:\n",
+				langName(lang), c.labelOf(lang, ModeCluster), single.Result.RPS, cluster.Result.RPS)
+			for _, cause := range causes {
+				fmt.Fprintf(b, "  - %s\n", cause.Text)
+			}
+		}
 	}
 	if blk := c.groups(runs, KindBlocking); len(blk) > 0 {
 		for _, g := range blk {
 			fmt.Fprintf(b, "\nBLOCKING EXPERIMENT: %s\n", g.scenario.Describe())
-			t := &table{right: []bool{false, true, true, false}}
-			t.add("SERVER", "HEAVY", "WAIT MAX", "VERDICT")
+			t := &table{right: []bool{false, true, false, false}}
+			t.add("SERVER", "HEAVY", "EACH LIGHT REQUEST WAITED", "VERDICT")
 			for _, s := range c.Stacks {
 				r := g.byStack[s.Label]
 				if r == nil {
 					t.add(s.Label, "-", "-", "not measured")
 					continue
 				}
-				heavy, wmax := "-", "-"
-				if r.Heavy != nil && r.Heavy.Latency != nil {
-					heavy = fmtMS(r.Heavy.Latency.Max)
+				bl := ReadBlocking(r)
+				t.add(s.Label, fmtHeavy(bl), fmtWaits(bl), bl.Verdict)
+				if bl.Why != "" {
+					t.note("  " + bl.Why)
 				}
-				if l := r.Result.Latency; l != nil {
-					wmax = fmtMS(l.Max)
-				}
-				t.add(s.Label, heavy, wmax, blockingVerdict(r))
 			}
 			t.write(b)
 		}
@@ -293,6 +318,16 @@ func (c *Comparison) pick(g *cmpGroup, lang, mode string) *Record {
 		}
 	}
 	return nil
+}
+
+// labelOf is the label of the stack of lang in mode.
+func (c *Comparison) labelOf(lang, mode string) string {
+	for _, s := range c.Stacks {
+		if s.Lang == lang && s.Mode == mode {
+			return s.Label
+		}
+	}
+	return langName(lang) + " " + mode
 }
 
 func langName(lang string) string {

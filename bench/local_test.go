@@ -253,7 +253,17 @@ func TestRunLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report:\n%s", rep.String())
-	for _, want := range []string{"local (Test Student, 127.0.0.1)", "/api/50000 -n 300 -c 10", "cluster workers (requests served): #1", "blocked: the light requests waited"} {
+	// Each light request's wait is stored, and counted.
+	if bs, bc := ReadBlocking(s), ReadBlocking(c); len(bs.Lights) != s.Scenario.Probes || bs.WaitedN != s.Scenario.Probes || len(bc.Lights) != c.Scenario.Probes || bc.WaitedN != 0 {
+		t.Errorf("light requests: single %d stored, %d waited; cluster %d stored, %d waited", len(bs.Lights), bs.WaitedN, len(bc.Lights), bc.WaitedN)
+	} else {
+		for _, l := range bs.Lights {
+			if l.StartUS < float64(time.Duration(s.Scenario.Delay).Microseconds())/2 || l.StartUS+l.WaitUS > bs.HeavyUS*1.5 {
+				t.Errorf("single: light request at %v µs waiting %v µs, heavy %v µs", l.StartUS, l.WaitUS, bs.HeavyUS)
+			}
+		}
+	}
+	for _, want := range []string{"local (Test Student, 127.0.0.1)", "/api/50000 -n 300 -c 10", "cluster workers (requests served): #1", "blocked: all 3 light requests waited", "not blocked: all 3 light requests answered"} {
 		if !strings.Contains(rep.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -459,11 +469,18 @@ scenarios:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	var progress bytes.Buffer
 	c, err := Compare(ctx, []Target{{Name: "local", Address: "127.0.0.1"}}, stacks, Options{
-		Plan: plan, Loadgen: buildFor(t), Dial: localDial, Store: store,
+		Plan: plan, Loadgen: buildFor(t), Dial: localDial, Store: store, Progress: NewProgress(&progress, false),
 	})
 	if err != nil {
 		t.Fatalf("Compare: %v", err)
+	}
+	// One count over both passes.
+	for _, want := range []string{"local: 2 runs to make\n", "local: [1/2] root node single: ", "local: [2/2] root go single: ", "local: done\n"} {
+		if strings.Count(progress.String(), want) != 1 {
+			t.Errorf("progress has not exactly one %q:\n%s", want, progress.String())
+		}
 	}
 	stored, err := store.List("local")
 	if err != nil || len(stored) != 2 {

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,7 +95,11 @@ func stepSummary(r *Record) string {
 		if res.Latency == nil {
 			return "no answer"
 		}
-		return fmt.Sprintf("GET %s waited up to %s", r.Scenario.Probe, fmtMS(res.Latency.Max))
+		s := fmt.Sprintf("GET %s waited up to %s", r.Scenario.Probe, fmtMS(res.Latency.Max))
+		if bl := ReadBlocking(r); bl.WaitedN >= 0 && len(bl.Lights) > 0 {
+			s += fmt.Sprintf(" (%d of %d waited)", bl.WaitedN, bl.Light)
+		}
+		return s
 	}
 	s := fmt.Sprintf("%.0f rps", res.RPS)
 	if res.Latency != nil {
@@ -177,3 +182,77 @@ func (b *bars) HostDone(host string, err error) {
 }
 
 func (b *bars) Wait() { b.p.Wait() }
+
+// passes shows several Runs on the same hosts (bench --compare's Node pass,
+// then its Go pass) as one: a host starts once, with the runs of every
+// pass, so the count never passes its total, and is done after the last
+// pass (or at its first failure).
+type passes struct {
+	inner Progress
+	total int
+
+	mu      sync.Mutex
+	last    bool
+	started map[string]bool
+	held    map[string]bool // hosts done with a pass before the last
+}
+
+func newPasses(inner Progress, total int) *passes {
+	return &passes{inner: inner, total: total, started: map[string]bool{}, held: map[string]bool{}}
+}
+
+// pass starts the next pass; last says whether it is the final one.
+func (p *passes) pass(last bool) {
+	p.mu.Lock()
+	p.last = last
+	p.mu.Unlock()
+}
+
+func (p *passes) HostStart(host string, _ int) {
+	p.mu.Lock()
+	first := !p.started[host]
+	p.started[host] = true
+	delete(p.held, host)
+	p.mu.Unlock()
+	if first {
+		p.inner.HostStart(host, p.total)
+	}
+}
+
+func (p *passes) StepStart(host, label string) { p.inner.StepStart(host, label) }
+
+func (p *passes) StepDone(host, label string, rec *Record, err error) {
+	p.inner.StepDone(host, label, rec, err)
+}
+
+func (p *passes) HostDone(host string, err error) {
+	p.mu.Lock()
+	hold := err == nil && !p.last
+	if hold {
+		p.held[host] = true
+	}
+	p.mu.Unlock()
+	if !hold {
+		p.inner.HostDone(host, err)
+	}
+}
+
+// Wait is the end of a pass: nothing to show yet.
+func (p *passes) Wait() {}
+
+// finish reports the hosts still held (when a later pass did not run, err
+// says why) and waits for the display.
+func (p *passes) finish(err error) {
+	p.mu.Lock()
+	var held []string
+	for h := range p.held {
+		held = append(held, h)
+	}
+	p.held = map[string]bool{}
+	p.mu.Unlock()
+	slices.Sort(held)
+	for _, h := range held {
+		p.inner.HostDone(h, err)
+	}
+	p.inner.Wait()
+}

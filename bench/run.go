@@ -210,44 +210,7 @@ func (h *hostRun) run(ctx context.Context) error {
 	if err := h.setup(ctx); err != nil {
 		return h.wrap(err)
 	}
-	plan := h.opts.Plan
-	type step struct {
-		label    string
-		scenario Scenario
-		probe    *serverProbe // nil: a full URL
-		warmup   bool
-	}
-	var steps []step
-	needServers := false
-	for _, s := range plan.Scenarios {
-		if strings.HasPrefix(s.Route, "/") {
-			needServers = true
-		}
-	}
-	if needServers && plan.Warmup.Requests > 0 {
-		route := plan.Warmup.Route
-		for _, s := range plan.Scenarios {
-			if route == "" && s.Kind == KindLoad && strings.HasPrefix(s.Route, "/") {
-				route = s.Route
-			}
-		}
-		if route == "" {
-			route = "/"
-		}
-		for i := range h.probes {
-			w := Scenario{Name: "warmup", Kind: KindLoad, Route: route, Requests: plan.Warmup.Requests, Concurrency: plan.Warmup.Concurrency}
-			steps = append(steps, step{label: h.probes[i].Name + " warm-up", scenario: w, probe: &h.probes[i], warmup: true})
-		}
-	}
-	for _, s := range plan.Scenarios {
-		if !strings.HasPrefix(s.Route, "/") {
-			steps = append(steps, step{label: s.Name, scenario: s})
-			continue
-		}
-		for i := range h.probes {
-			steps = append(steps, step{label: s.Name + " " + h.probes[i].Name, scenario: s, probe: &h.probes[i]})
-		}
-	}
+	steps := planSteps(h.opts.Plan, h.probes)
 	h.opts.Progress.HostStart(h.target.Name, len(steps))
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -276,6 +239,71 @@ func (h *hostRun) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// step is one run a host makes: a warm-up or a scenario against a server.
+type step struct {
+	label    string
+	scenario Scenario
+	probe    *serverProbe // nil: a full URL
+	warmup   bool
+}
+
+// planSteps lists the runs plan makes on a host with these servers: a
+// warm-up per server, then each scenario against every server (a full-URL
+// scenario once).
+func planSteps(plan *Plan, probes []serverProbe) []step {
+	var steps []step
+	needServers := false
+	for _, s := range plan.Scenarios {
+		if strings.HasPrefix(s.Route, "/") {
+			needServers = true
+		}
+	}
+	if needServers && plan.Warmup.Requests > 0 {
+		route := plan.Warmup.Route
+		for _, s := range plan.Scenarios {
+			if route == "" && s.Kind == KindLoad && strings.HasPrefix(s.Route, "/") {
+				route = s.Route
+			}
+		}
+		if route == "" {
+			route = "/"
+		}
+		for i := range probes {
+			w := Scenario{Name: "warmup", Kind: KindLoad, Route: route, Requests: plan.Warmup.Requests, Concurrency: plan.Warmup.Concurrency}
+			steps = append(steps, step{label: probes[i].label() + " warm-up", scenario: w, probe: &probes[i], warmup: true})
+		}
+	}
+	for _, s := range plan.Scenarios {
+		if !strings.HasPrefix(s.Route, "/") {
+			steps = append(steps, step{label: s.Name, scenario: s})
+			continue
+		}
+		for i := range probes {
+			steps = append(steps, step{label: s.Name + " " + probes[i].label(), scenario: s, probe: &probes[i]})
+		}
+	}
+	return steps
+}
+
+// label names the server in progress lines: its mode, after its stack
+// when the plan gives one (bench --compare: "node single").
+func (p *serverProbe) label() string {
+	if p.Stack != "" {
+		return p.Stack + " " + p.Name
+	}
+	return p.Name
+}
+
+// PlanRuns is the number of runs (warm-ups included) plan makes on a host
+// where all its servers answer.
+func PlanRuns(plan *Plan) int {
+	probes := make([]serverProbe, len(plan.Servers))
+	for i, s := range plan.Servers {
+		probes[i].Server = s
+	}
+	return len(planSteps(plan, probes))
 }
 
 // setup gathers facts, installs loadgen and checks the servers.

@@ -105,3 +105,21 @@ func practiceRecords() []*Record {
 		blockingRecord(ModeCluster, 5170, 4.2),
 	}
 }
+
+// blockingEach is a blocking record whose light requests waited waitsMS
+// each (as loadgen stores them), sent delayMS after the heavy one.
+func blockingEach(mode string, heavyMS, delayMS float64, waitsMS ...float64) *Record {
+	maxMS, sum := 0.0, 0.0
+	for _, w := range waitsMS {
+		maxMS, sum = max(maxMS, w), sum+w
+	}
+	r := blockingRecord(mode, heavyMS, maxMS)
+	r.Result.Latency.Mean = sum / float64(len(waitsMS)) * 1000
+	r.Heavy.Started = t0
+	r.Result.Started = t0.Add(time.Duration(delayMS * float64(time.Millisecond)))
+	r.Result.Requests, r.Result.Completed, r.Result.OK = int64(len(waitsMS)), int64(len(waitsMS)), int64(len(waitsMS))
+	for i, w := range waitsMS {
+		r.Result.Each = append(r.Result.Each, loadgen.Request{StartUS: int64(40 * i), LatencyUS: int64(w * 1000), Status: 200})
+	}
+	return r
+}

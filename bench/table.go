@@ -295,8 +295,8 @@ func workersLine(ws []WorkerCount) string {
 }
 
 func writeBlockingTable(b *strings.Builder, gs []*group) {
-	t := &table{right: []bool{false, false, true, true, true, false}}
-	t.add("BLOCKING EXPERIMENT", "SERVER", "HEAVY", "WAIT MAX", "WAIT MEAN", "VERDICT")
+	t := &table{right: []bool{false, false, true, false, false}}
+	t.add("BLOCKING EXPERIMENT", "SERVER", "HEAVY", "EACH LIGHT REQUEST WAITED", "VERDICT")
 	for _, g := range gs {
 		for i, server := range g.modes {
 			r := g.byMode[server]
@@ -304,41 +304,201 @@ func writeBlockingTable(b *strings.Builder, gs []*group) {
 			if i == 0 {
 				label = g.scenario.Describe()
 			}
-			heavy := "-"
-			if r.Heavy != nil && r.Heavy.Latency != nil {
-				heavy = fmtMS(r.Heavy.Latency.Max)
+			bl := ReadBlocking(r)
+			t.add(label, server, fmtHeavy(bl), fmtWaits(bl), bl.Verdict)
+			if bl.Why != "" {
+				t.note("    " + bl.Why)
 			}
-			wmax, wmean := "-", "-"
-			if l := r.Result.Latency; l != nil {
-				wmax, wmean = fmtMS(l.Max), fmtMS(l.Mean)
-			}
-			t.add(label, server, heavy, wmax, wmean, blockingVerdict(r))
 		}
 	}
 	t.write(b)
 }
 
+// LightRequest is one light request of the blocking experiment.
+type LightRequest struct {
+	// StartUS is when it was sent, after the heavy request was (-1 when
+	// the run did not record the two starts).
+	StartUS float64
+	// WaitUS is how long it took to be answered (or to fail).
+	WaitUS float64
+	Status int
+	// Error is its failure's kind, "" when answered.
+	Error string
+	// Waited: it waited for the heavy one (see Waited).
+	Waited bool
+}
+
+// Blocking is what a blocking run shows: the heavy request, each light
+// request's wait when the run stored them (loadgen does, for runs of at
+// most loadgen.EachMax requests), and the verdict in words.
+type Blocking struct {
+	// HeavyUS is the heavy request's time (-1 unknown).
+	HeavyUS float64
+	// Lights are the light requests in the order they were sent; nil when
+	// the run did not store them (older results): then MaxWaitUS and
+	// MeanWaitUS are all there is.
+	Lights                []LightRequest
+	MaxWaitUS, MeanWaitUS float64
+	// Light is the number of light requests; WaitedN how many waited (-1
+	// unknown: only the longest wait was stored).
+	Light, WaitedN int
+	// Failed counts the light requests that failed.
+	Failed int
+	// Verdict says what happened in a few words ("1 of 4 waited"); Why
+	// explains it, "" when there is nothing to explain.
+	Verdict, Why string
+}
+
+// Waited reports whether a light request that took waitUS waited for a
+// heavy request of heavyUS: over 200 ms and over a quarter of the heavy
+// request's time.
+func Waited(waitUS, heavyUS float64) bool {
+	return waitUS > 200_000 && (heavyUS <= 0 || waitUS > heavyUS/4)
+}
+
 // Blocked reports whether a blocking run's light requests waited for the
-// heavy one: their longest wait is over a quarter of the heavy request's
-// time and over 200 ms.
+// heavy one: the longest wait counts (see Waited).
 func Blocked(r *Record) bool {
 	if r.Result == nil || r.Result.Latency == nil || r.Heavy == nil || r.Heavy.Latency == nil {
 		return false
 	}
-	wait := r.Result.Latency.Max
-	return wait > 200_000 && wait > r.Heavy.Latency.Max/4
+	return Waited(r.Result.Latency.Max, r.Heavy.Latency.Max)
+}
+
+// ReadBlocking reads a blocking run: each light request's wait, how many
+// waited and why.
+func ReadBlocking(r *Record) Blocking {
+	bl := Blocking{HeavyUS: -1, WaitedN: -1}
+	if r.Heavy != nil && r.Heavy.Latency != nil {
+		bl.HeavyUS = r.Heavy.Latency.Max
+	}
+	res := r.Result
+	if res == nil {
+		bl.Verdict = "no answer"
+		return bl
+	}
+	bl.Light = int(res.Completed)
+	bl.Failed = int(res.Errors.Total)
+	if l := res.Latency; l != nil {
+		bl.MaxWaitUS, bl.MeanWaitUS = l.Max, l.Mean
+	}
+	if len(res.Each) > 0 {
+		offset := -1.0
+		if r.Heavy != nil && !r.Heavy.Started.IsZero() && !res.Started.IsZero() {
+			offset = float64(res.Started.Sub(r.Heavy.Started).Microseconds())
+		}
+		bl.Light, bl.WaitedN = len(res.Each), 0
+		for _, q := range res.Each {
+			lr := LightRequest{StartUS: -1, WaitUS: float64(q.LatencyUS), Status: q.Status, Error: q.Error}
+			if offset >= 0 {
+				lr.StartUS = offset + float64(q.StartUS)
+			}
+			lr.Waited = Waited(lr.WaitUS, bl.HeavyUS)
+			if lr.Waited {
+				bl.WaitedN++
+			}
+			bl.Lights = append(bl.Lights, lr)
+		}
+	} else if res.Latency != nil && !Waited(res.Latency.Max, bl.HeavyUS) {
+		bl.WaitedN = 0 // the longest did not wait: none did
+	}
+	cluster := r.Server.Mode == ModeCluster
+	switch {
+	case res.Latency == nil:
+		bl.Verdict = "no answer"
+		if bl.Failed > 0 {
+			bl.Verdict = fmt.Sprintf("all %d light requests failed", bl.Failed)
+		}
+		return bl
+	case bl.WaitedN < 0 && Waited(res.Latency.Max, bl.HeavyUS):
+		// Older results: only the longest wait is known.
+		bl.Verdict = "blocked: a light request waited for the heavy one"
+		bl.Why = "(each request's wait was not stored: bench again to see how many waited)"
+	case bl.WaitedN == 0:
+		bl.Verdict = "not blocked: " + allOf(bl.Light, "answered while the heavy one ran")
+		if cluster && bl.Light > 0 {
+			bl.Why = "another worker was free: the heavy request kept only its own worker busy"
+		}
+	case bl.WaitedN == bl.Light:
+		bl.Verdict = "blocked: " + allOf(bl.Light, "waited for the heavy one")
+		if cluster {
+			bl.Why = "every worker was busy, or every light request was sent to the busy one"
+		} else {
+			bl.Why = "one process serves one request at a time: while it computes the heavy one, the others wait"
+		}
+	default:
+		bl.Verdict = fmt.Sprintf("%d of %d waited", bl.WaitedN, bl.Light)
+		if cluster {
+			bl.Why = fmt.Sprintf("round-robin: the cluster hands each new connection to the next worker in turn, whether it is busy or not, so the %s sent to the worker computing the heavy request waited for it; the %s answered at once. That is the lesson, not a failure: a scheduler that picks the least busy worker would make none wait",
+				pluralWord(bl.WaitedN, "one", "ones"), otherN(bl.Light-bl.WaitedN))
+		}
+	}
+	if bl.Failed > 0 {
+		bl.Verdict += fmt.Sprintf("; %d failed", bl.Failed)
+	}
+	return bl
+}
+
+func allOf(n int, what string) string {
+	switch n {
+	case 1:
+		return "the light request " + what
+	case 2:
+		return "both light requests " + what
+	}
+	return fmt.Sprintf("all %d light requests %s", n, what)
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func otherN(n int) string {
+	if n == 1 {
+		return "other one"
+	}
+	return fmt.Sprintf("other %d", n)
+}
+
+// fmtHeavy is the heavy request's time, "-" when unknown.
+func fmtHeavy(bl Blocking) string {
+	if bl.HeavyUS < 0 {
+		return "-"
+	}
+	return fmtMS(bl.HeavyUS)
+}
+
+// fmtWaits lists each light request's wait (longest first would hide the
+// order; they are in the order they were sent), or the longest and mean
+// when the run did not store them.
+func fmtWaits(bl Blocking) string {
+	if len(bl.Lights) == 0 {
+		if bl.MaxWaitUS == 0 && bl.MeanWaitUS == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("up to %s (mean %s)", fmtMS(bl.MaxWaitUS), fmtMS(bl.MeanWaitUS))
+	}
+	const show = 8
+	var parts []string
+	for i, l := range bl.Lights {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("… (%d more)", len(bl.Lights)-show))
+			break
+		}
+		w := fmtMS(l.WaitUS)
+		if l.Error != "" {
+			w += " (" + l.Error + ")"
+		}
+		parts = append(parts, w)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func blockingVerdict(r *Record) string {
-	switch {
-	case r.Result == nil || r.Result.Latency == nil:
-		return "no answer"
-	case r.Result.Errors.Total > 0:
-		return fmt.Sprintf("%d of %d light requests failed", r.Result.Errors.Total, r.Result.Completed)
-	case Blocked(r):
-		return "blocked: the light requests waited for the heavy one"
-	}
-	return "not blocked: answered while the heavy one ran"
+	return ReadBlocking(r).Verdict
 }
 
 // fmtMS formats microseconds as milliseconds (or seconds from 1 s).

@@ -65,6 +65,37 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitzero"`
 	// Notes say where the run differed from what was asked.
 	Notes []string `json:"notes,omitempty"`
+	// Timeline counts the requests completed in each interval of the run
+	// (loadgen only; absent for loadtest and in older results).
+	Timeline *Timeline `json:"timeline,omitempty"`
+	// Each lists every request of a small run (at most EachMax requests,
+	// e.g. the blocking experiment's light ones), in start order (loadgen
+	// only).
+	Each []Request `json:"each,omitempty"`
+}
+
+// EachMax is the largest request limit (-n) whose requests are listed one
+// by one in Result.Each.
+const EachMax = 64
+
+// Timeline is a run's throughput over time: Completed[i] (and Errors[i],
+// the failed ones among them) finished in [i*IntervalS, (i+1)*IntervalS)
+// after Started.
+type Timeline struct {
+	IntervalS float64 `json:"interval_s"`
+	Completed []int64 `json:"completed"`
+	Errors    []int64 `json:"errors"`
+}
+
+// Request is one request of a small run: when it started (after Started)
+// and how long it took until its answer or its failure.
+type Request struct {
+	StartUS   int64 `json:"start_us"`
+	LatencyUS int64 `json:"latency_us"`
+	// Status is the answer's HTTP status; 0 when it failed without one.
+	Status int `json:"status,omitempty"`
+	// Error is the failure's kind (connect, timeout, ...), "" when answered.
+	Error string `json:"error,omitempty"`
 }
 
 // Tool names the program that produced a result.

@@ -53,11 +53,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r.stopCtx = stopCtx
 	workers := make([]*worker, t.concurrent)
 	digits := histDigits(t.concurrent)
+	r.start = time.Now()
+	keepEach := o.Requests > 0 && o.Requests <= EachMax
 	for i := range workers {
 		workers[i] = &worker{r: r, st: newStats(digits)}
+		workers[i].st.t0, workers[i].st.keepEach = r.start, keepEach
 	}
 
-	r.start = time.Now()
 	var deadline <-chan time.Time
 	if o.Duration > 0 {
 		timer := time.NewTimer(o.Duration)
@@ -309,7 +311,7 @@ func (w *worker) do(start time.Time) bool {
 			if r.isStopped() {
 				return false
 			}
-			w.st.failure(classifyDial(err), err)
+			w.st.failedAfter(classifyDial(err), err, time.Since(start))
 			return true
 		}
 	}
@@ -325,7 +327,7 @@ func (w *worker) do(start time.Time) bool {
 		if r.isStopped() {
 			return false
 		}
-		w.st.failure(classify(err, kindWrite), err)
+		w.st.failedAfter(classify(err, kindWrite), err, time.Since(start))
 		return true
 	}
 	status, mustClose, err := readResponse(w.br, r.t.head)
@@ -334,7 +336,7 @@ func (w *worker) do(start time.Time) bool {
 		if r.isStopped() {
 			return false
 		}
-		w.st.failure(classify(err, kindRead), err)
+		w.st.failedAfter(classify(err, kindRead), err, time.Since(start))
 		return true
 	}
 	w.st.response(status, time.Since(start))

@@ -1,7 +1,9 @@
 package loadgen
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +59,14 @@ type stats struct {
 	codes     [maxStatus]int64
 	failed    int64
 
+	// t0 is the run's start: when set, completions are counted per tick
+	// (timeline) and, with keepEach, every request is kept (each).
+	t0       time.Time
+	keepEach bool
+	ticks    []int64
+	tickErrs []int64
+	each     []Request
+
 	// Running totals published for progress reports: only the worker
 	// stores them (no contention), the reporter loads them.
 	liveCompleted, liveFailed, liveResponses, liveSumUS atomic.Int64
@@ -74,8 +84,44 @@ func newStats(digits int) *stats {
 	return &stats{hist: hdrhistogram.New(histMinUS, histMaxUS, digits), minUS: math.MaxInt64}
 }
 
+// tick is the timeline's finest interval; fill merges ticks so that a
+// timeline has at most maxTicks intervals.
+const (
+	tick     = 100 * time.Millisecond
+	maxTicks = 600
+	// keptTicks bounds a worker's timeline (10 hours of 100 ms ticks).
+	keptTicks = 360_000
+)
+
+// timed counts a request that ended now in the timeline and, for a small
+// run, keeps it (d is its duration, kind its failure or -1).
+func (s *stats) timed(d time.Duration, status, kind int) {
+	if s.t0.IsZero() {
+		return
+	}
+	el := time.Since(s.t0)
+	if i := int(el / tick); i >= 0 && i < keptTicks {
+		for len(s.ticks) <= i {
+			s.ticks = append(s.ticks, 0)
+			s.tickErrs = append(s.tickErrs, 0)
+		}
+		s.ticks[i]++
+		if kind >= 0 || status >= 400 {
+			s.tickErrs[i]++
+		}
+	}
+	if s.keepEach {
+		r := Request{StartUS: int64((el - d) / time.Microsecond), LatencyUS: int64(d / time.Microsecond), Status: status}
+		if kind >= 0 {
+			r.Error = kindNames[kind]
+		}
+		s.each = append(s.each, r)
+	}
+}
+
 // response records a response with the given status after d.
 func (s *stats) response(status int, d time.Duration) {
+	s.timed(d, status, -1)
 	s.completed++
 	s.responses++
 	us := int64(d / time.Microsecond)
@@ -108,6 +154,13 @@ func (s *stats) response(status int, d time.Duration) {
 
 // failure records a request that failed without a (complete) response.
 func (s *stats) failure(kind int, err error) {
+	s.failedAfter(kind, err, 0)
+}
+
+// failedAfter records a request that failed without a (complete) response
+// after d.
+func (s *stats) failedAfter(kind int, err error, d time.Duration) {
+	s.timed(d, 0, kind)
 	s.completed++
 	s.errs[kind]++
 	s.failed++
@@ -136,6 +189,36 @@ func (s *stats) merge(o *stats) {
 	for c := range s.codes {
 		s.codes[c] += o.codes[c]
 	}
+	for len(s.ticks) < len(o.ticks) {
+		s.ticks = append(s.ticks, 0)
+		s.tickErrs = append(s.tickErrs, 0)
+	}
+	for i := range o.ticks {
+		s.ticks[i] += o.ticks[i]
+		s.tickErrs[i] += o.tickErrs[i]
+	}
+	s.each = append(s.each, o.each...)
+}
+
+// timeline is the merged ticks, coarsened to at most maxTicks intervals.
+func (s *stats) timeline() *Timeline {
+	if len(s.ticks) == 0 {
+		return nil
+	}
+	k := 1
+	for _, f := range []int{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000} {
+		k = f
+		if (len(s.ticks)+f-1)/f <= maxTicks {
+			break
+		}
+	}
+	n := (len(s.ticks) + k - 1) / k
+	t := &Timeline{IntervalS: round((time.Duration(k) * tick).Seconds(), 3), Completed: make([]int64, n), Errors: make([]int64, n)}
+	for i := range s.ticks {
+		t.Completed[i/k] += s.ticks[i]
+		t.Errors[i/k] += s.tickErrs[i]
+	}
+	return t
 }
 
 // fill writes the merged tally into r.
@@ -159,6 +242,11 @@ func (s *stats) fill(r *Result) {
 			}
 			r.ErrorSamples[kindNames[k]] = m
 		}
+	}
+	r.Timeline = s.timeline()
+	if len(s.each) > 0 {
+		r.Each = slices.Clone(s.each)
+		slices.SortStableFunc(r.Each, func(a, b Request) int { return cmp.Compare(a.StartUS, b.StartUS) })
 	}
 	if s.responses == 0 {
 		return
