@@ -231,39 +231,7 @@ func (l *Lab) bootHost(ctx context.Context, h *hostState, authorized []byte, uid
 	h.HostKey = hostKey
 	l.mu.Unlock()
 
-	if _, err := makeCgroups(cgroupRootsOf(h.Cgroups), filepath.Base(h.Cgroups[0])); err != nil {
-		return err
-	}
-	console, err := os.OpenFile(filepath.Join(h.Dir, "console.log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer console.Close()
-	args := []string{"--boot", "--register=no", "--keep-unit", "--link-journal=no",
-		"--resolv-conf=off", "--timezone=off", "--console=read-only",
-		"--machine=" + h.Machine, "--hostname=" + h.Name,
-		"--network-namespace-path=/run/netns/" + h.Netns, "-D", h.Root}
-	cmd := exec.Command("/bin/sh", inCgroups(h.Cgroups, "systemd-nspawn", args)...)
-	cmd.Stdout, cmd.Stderr = console, console
-	// Its own session: it outlives this process, and a Ctrl-C at the
-	// terminal reaches deploylab, which stops it, not the container.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start systemd-nspawn: %w", err)
-	}
-	pid := cmd.Process.Pid
-	var start uint64
-	for i := 0; i < 100 && start == 0; i++ {
-		start = procStart(pid)
-		if start == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	l.mu.Lock()
-	h.PID, h.PIDStart = pid, start
-	l.mu.Unlock()
-	go cmd.Wait() // reap it whenever it ends
-	return nil
+	return l.startContainer(h, os.O_TRUNC)
 }
 
 // cgroupRootsOf recovers the hierarchy roots from a host's cgroup paths.
