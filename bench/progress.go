@@ -256,3 +256,39 @@ func (p *passes) finish(err error) {
 	}
 	p.inner.Wait()
 }
+
+// TeeProgress tells every one of ps what happens (e.g. the terminal and
+// the live page).
+func TeeProgress(ps ...Progress) Progress { return tee(ps) }
+
+type tee []Progress
+
+func (t tee) HostStart(host string, steps int) {
+	for _, p := range t {
+		p.HostStart(host, steps)
+	}
+}
+
+func (t tee) StepStart(host, label string) {
+	for _, p := range t {
+		p.StepStart(host, label)
+	}
+}
+
+func (t tee) StepDone(host, label string, rec *Record, err error) {
+	for _, p := range t {
+		p.StepDone(host, label, rec, err)
+	}
+}
+
+func (t tee) HostDone(host string, err error) {
+	for _, p := range t {
+		p.HostDone(host, err)
+	}
+}
+
+func (t tee) Wait() {
+	for _, p := range t {
+		p.Wait()
+	}
+}

@@ -540,3 +540,41 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// ScenarioGroup is one scenario's runs on one host, one per server, the
+// way the table shows them.
+type ScenarioGroup struct {
+	Scenario Scenario
+	// Servers are the servers' labels in report order (Node before Go,
+	// single before cluster): the mode, after the stack ("node single")
+	// when the runs measured a stack other than go.
+	Servers []string
+	// Runs is each server's latest run, by label.
+	Runs map[string]*Record
+}
+
+// Single is the run of the single server of the same stack as label, or
+// nil.
+func (g ScenarioGroup) Single(label string) *Record {
+	return g.Runs[sibling(label, ModeSingle)]
+}
+
+// Groups returns runs' scenarios of kind (KindLoad or KindBlocking) for
+// one host's runs, in run order.
+func Groups(runs []*Record, kind string) []ScenarioGroup {
+	var out []ScenarioGroup
+	for _, g := range groups(runs, kind) {
+		out = append(out, ScenarioGroup{Scenario: g.scenario, Servers: g.modes, Runs: g.byMode})
+	}
+	return out
+}
+
+// Hosts returns the hosts of runs in order of first appearance, and
+// HostRuns one host's runs.
+func Hosts(runs []*Record) []string { return hostsOf(runs) }
+
+// HostRuns returns host's runs, in order.
+func HostRuns(runs []*Record, host string) []*Record { return runsOf(runs, host) }
+
+// FmtMS formats microseconds as the tables do ("4.20 ms", "3.20 s").
+func FmtMS(us float64) string { return fmtMS(us) }

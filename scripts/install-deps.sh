@@ -37,6 +37,7 @@ if [ "$want_all" = 1 ]; then
 		[pgrep]=procps
 		[ss]=iproute2
 		[unzip]=unzip
+		[chromium]=chromium
 	)
 fi
 

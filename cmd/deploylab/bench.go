@@ -53,7 +53,9 @@ Ctrl-C stops; the runs already finished are kept and shown.
   deploylab bench --host vm --compare          # Node single/PM2 cluster vs Go single/cluster
   deploylab bench --host vm --stack node --port 3100 --cluster-port 3101
   deploylab bench ls --host alu01
-  deploylab bench show 20261122-103000`
+  deploylab bench show 20261122-103000
+  deploylab bench --host vm --html informe.html --charts graficas/
+  deploylab bench --host vm --compare --live   # the report at http://127.0.0.1:8080/ as runs finish`
 
 func newBenchCmd(r *rootCmd) *cobra.Command {
 	c := &cobra.Command{
@@ -91,6 +93,7 @@ func newBenchCmd(r *rootCmd) *cobra.Command {
 	f.Int("cluster-port", 3001, "port of the clustered server (default plan)")
 	addResultsDirFlag(c)
 	addCompareFlags(c)
+	addBenchReportFlags(c, true)
 	c.AddCommand(newBenchLsCmd(r), newBenchShowCmd(r))
 	return c
 }
@@ -168,7 +171,12 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		return err
 	}
 	targets := benchTargets(hosts, cfg)
-	out, runErr := bench.Run(c.Context(), targets, r.benchOptions(cfg, plan, tool, store))
+	opts := r.benchOptions(cfg, plan, tool, store)
+	var endLive func()
+	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
+		return err
+	}
+	out, runErr := bench.Run(c.Context(), targets, opts)
 	if out == nil {
 		return runErr
 	}
@@ -178,7 +186,11 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "\n%d runs stored in %s (deploylab bench show %s)\n", len(recs), store.Dir(), out.Batch)
+		if err := r.writeBenchReport(c, recs); err != nil {
+			return err
+		}
 	}
+	defer endLive()
 	if len(out.Hosts) > 1 {
 		// One line per failed host; the exit error counts them.
 		for _, h := range out.Hosts {
@@ -288,6 +300,9 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 			if err := bench.WriteTable(r.stdout, runs); err != nil {
 				return err
 			}
+			if err := r.writeBenchReport(c, runs); err != nil {
+				return err
+			}
 			if len(runs) == 1 {
 				x := runs[0]
 				stack := ""
@@ -304,6 +319,7 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 	}
 	c.Flags().Bool("json", false, "print the stored JSON document(s)")
 	addResultsDirFlag(c)
+	addBenchReportFlags(c, false)
 	return c
 }
 

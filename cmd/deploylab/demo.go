@@ -100,14 +100,23 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	cmp, runErr := bench.Compare(c.Context(), benchTargets(hosts, cfg), compareStacks(c, cfg), r.benchOptions(cfg, plan, tool, store))
+	opts := r.benchOptions(cfg, plan, tool, store)
+	var endLive func()
+	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
+		return err
+	}
+	cmp, runErr := bench.Compare(c.Context(), benchTargets(hosts, cfg), compareStacks(c, cfg), opts)
 	if cmp != nil && len(cmp.Records) > 0 {
 		fmt.Fprintln(r.stdout)
 		if err := bench.WriteComparison(r.stdout, cmp); err != nil {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "\n%d runs stored in %s\n", len(cmp.Records), store.Dir())
+		if err := r.writeBenchReport(c, cmp.Records); err != nil {
+			return err
+		}
 	}
+	defer endLive()
 	if runErr != nil && fail.KindOf(runErr) == fail.Failed && strings.Contains(runErr.Error(), "nothing listens") {
 		return fail.New(fail.Failed, "deploy both stacks first: deploylab up and deploylab up --app node", runErr)
 	}
