@@ -20,6 +20,7 @@ import (
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
+	"github.com/deploylab/deploylab/render"
 )
 
 // Runner runs commands on one host: *remote.Client and *remote.Local are
@@ -73,6 +74,10 @@ type Options struct {
 	CSVOptions  gradebook.CSVOptions
 	FeedbackDir string
 	XLSXOptions gradebook.XLSXOptions
+	// HTML is the class report (clase.html, "" none); with FeedbackDir,
+	// each student's page is written there too, beside the text. Version
+	// names the tool in them.
+	HTML, Version string
 
 	// Progress, if not nil, is called once per host as it finishes (never
 	// concurrently).
@@ -237,6 +242,11 @@ func Preflight(o Options) (map[string]gradebook.Manual, error) {
 			return nil, err
 		}
 	}
+	if o.HTML != "" {
+		if err := gradebook.CheckWritable(o.HTML); err != nil {
+			return nil, err
+		}
+	}
 	if o.FeedbackDir != "" {
 		if err := os.MkdirAll(o.FeedbackDir, 0o755); err != nil {
 			return nil, fail.New(fail.Usage, "choose another --feedback directory", fmt.Errorf("feedback directory: %w", err))
@@ -271,7 +281,7 @@ func Write(o Options, rows []gradebook.Row, sum *Summary) error {
 		sum.Written = append(sum.Written, o.Out)
 	}
 	var manual map[string]gradebook.Manual
-	if o.CSV != "" || o.FeedbackDir != "" {
+	if o.CSV != "" || o.FeedbackDir != "" || o.HTML != "" {
 		var err error
 		if manual, err = gradebook.ReadManual(o.Out, o.Rubric); err != nil {
 			return err
@@ -294,6 +304,36 @@ func Write(o Options, rows []gradebook.Row, sum *Summary) error {
 		}
 		if sum != nil {
 			sum.Written = append(sum.Written, o.FeedbackDir+string(filepath.Separator))
+		}
+	}
+	return writeHTML(o, rows, manual, sum)
+}
+
+// writeHTML writes the class report and the students' pages.
+func writeHTML(o Options, rows []gradebook.Row, manual map[string]gradebook.Manual, sum *Summary) error {
+	if o.HTML == "" && o.FeedbackDir == "" {
+		return nil
+	}
+	rep := render.BuildClass(o.Rubric, rows, manual, render.ClassOptions{Version: o.Version, Generated: time.Now()})
+	if o.HTML != "" {
+		if err := rep.WriteFile(o.HTML); err != nil {
+			return fmt.Errorf("write the class report: %w", err)
+		}
+		if sum != nil {
+			sum.Written = append(sum.Written, o.HTML)
+		}
+	}
+	for i, row := range rows {
+		if o.FeedbackDir == "" {
+			break
+		}
+		var b strings.Builder
+		if err := rep.WriteStudentHTML(&b, i); err != nil {
+			return err
+		}
+		p := filepath.Join(o.FeedbackDir, strings.TrimSuffix(FeedbackName(row.Student), ".txt")+".html")
+		if err := atomicfile.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("write feedback: %w", err)
 		}
 	}
 	return nil

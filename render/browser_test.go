@@ -492,3 +492,142 @@ func waitSubscribed(t *testing.T, l *Live) {
 	}
 	t.Fatal("the page did not subscribe to the live events")
 }
+
+// TestClassReportInBrowser: the class report loads without console errors;
+// the distribution charts count every student, their bars proportional
+// from 0; each cell of the class table opens that student's evidence; what
+// a VM printed stays text.
+func TestClassReportInBrowser(t *testing.T) {
+	ctx := browserCtx(t)
+	r, rows, manual := classRows(t)
+	rep := BuildClass(r, rows, manual, ClassOptions{Version: "deploylab test", Generated: time.Now()})
+	path := filepath.Join(t.TempDir(), "clase.html")
+	if err := rep.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	console := watchConsole(ctx)
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(1300, 1000),
+		chromedp.Navigate(FileURL(path)),
+		chromedp.WaitVisible(chromedp.CSS("footer")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	charts := inspect(t, ctx)
+	if len(charts) != 2 {
+		t.Fatalf("%d charts, want 2", len(charts))
+	}
+	for _, c := range charts {
+		switch c.Kind {
+		case "marks":
+			if len(c.Bars) != 10 {
+				t.Errorf("marks: %d bars, want 10 bands", len(c.Bars))
+			}
+			sum := 0.0
+			for _, b := range c.Bars {
+				sum += b.V
+			}
+			if int(sum) != len(rows) {
+				t.Errorf("marks: the bands count %v students, want %d", sum, len(rows))
+			}
+			proportional(t, c)
+		case "criteria":
+			// One segment per state present; each criterion's segments add
+			// up to the class, on the same scale, from 0.
+			per := map[string]float64{}
+			width := map[string]float64{}
+			for _, b := range c.Bars {
+				per[b.Series] += b.V
+			}
+			js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll('svg[data-chart="criteria"] rect.seg')].map(r => [r.dataset.series, r.getBBox().x, r.getBBox().width]))`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var segs [][3]any
+			if err := json.Unmarshal([]byte(js), &segs); err != nil {
+				t.Fatal(err)
+			}
+			start := map[string]float64{}
+			for _, s := range segs {
+				id, x, w := s[0].(string), s[1].(float64), s[2].(float64)
+				if _, ok := start[id]; !ok {
+					start[id] = x
+				}
+				width[id] += w
+			}
+			if len(per) != len(r.Criteria) {
+				t.Errorf("criteria: %d criteria drawn, want %d", len(per), len(r.Criteria))
+			}
+			for id, n := range per {
+				if int(n) != len(rows) {
+					t.Errorf("criteria: %s counts %v students, want %d", id, n, len(rows))
+				}
+				if math.Abs(width[id]-width[r.Criteria[0].ID]) > 0.6 {
+					t.Errorf("criteria: %s is %v wide, %s %v: not one scale", id, width[id], r.Criteria[0].ID, width[r.Criteria[0].ID])
+				}
+				if c.ZeroX == nil || math.Abs(start[id]-*c.ZeroX) > 0.6 {
+					t.Errorf("criteria: %s starts at %v, 0 is at %v", id, start[id], c.ZeroX)
+				}
+			}
+		default:
+			t.Errorf("unexpected chart %s", c.Kind)
+		}
+	}
+	// The class table: one row per student, one cell per criterion, each a
+	// link to an element that exists and shows the evidence.
+	js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll('table.class tbody tr')].map(tr => [...tr.querySelectorAll('td.cell a')].map(a => { const el = document.getElementById(a.getAttribute('href').slice(1)); return el ? el.dataset.state + '|' + a.closest('td').dataset.state : 'missing'; })))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table [][]string
+	if err := json.Unmarshal([]byte(js), &table); err != nil {
+		t.Fatal(err)
+	}
+	if len(table) != len(rows) {
+		t.Fatalf("%d rows in the class table, want %d", len(table), len(rows))
+	}
+	for i, cells := range table {
+		if len(cells) != len(r.Criteria) {
+			t.Errorf("row %d has %d cells, want %d", i, len(cells), len(r.Criteria))
+		}
+		for _, c := range cells {
+			if a, b, _ := strings.Cut(c, "|"); a != b {
+				t.Errorf("row %d: a cell opens %q", i, c)
+			}
+		}
+	}
+	// Click a failed cell: the page goes to that student's evidence.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-student="s2"] td.cell-fail a`))); err != nil {
+		t.Fatal(err)
+	}
+	target, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(':target') || {id: ''}).id + ' ' + (document.querySelector(':target .fix') ? 'fix' : '') + ' ' + (document.querySelector(':target .evidence') || {textContent: ''}).textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(target, "s2-") || !strings.Contains(target, " fix ") || !strings.Contains(target, "<img src=x") {
+		t.Errorf("clicking Bea's failed cell shows %q", target)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main img, main script').length`)); imgs != 0 || title == "pwned" {
+		t.Errorf("a VM's text became markup (%d elements, title %q)", imgs, title)
+	}
+	pdf, err := chromedp.Run(ctx, chromedp.PrintToPDF(chromedp.PDFPreferCSSPageSize(), chromedp.PDFPrintBackground()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pdfPage.FindAll(pdf, -1)); n < 1+len(rows) {
+		t.Errorf("the class PDF has %d pages, want one for the class and one per student (%d)", n, 1+len(rows))
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(artifactDir(t), "class-report.png"), shot, 0o644)
+	_ = os.WriteFile(filepath.Join(artifactDir(t), "class-report.pdf"), pdf, 0o644)
+	if errs := console.errors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
+	}
+}

@@ -33,8 +33,11 @@ deploylab's own the same way.
 --out notas.xlsx has the sheets Notas (one row per student; the manual criteria
 are typed there by the teacher and kept when grading again), Detalle (every
 check with what was observed), Bench and Rúbrica. --csv writes the grades in
-the shape Moodle imports; --feedback DIR writes one text per student saying
-why each point was won or lost.
+the shape Moodle imports; --feedback DIR writes one text (and one HTML page)
+per student saying why each point was won or lost and how to fix it; --html
+writes the class report: the marks of each criterion as a distribution, the
+class table with a coloured cell per criterion that opens the evidence, and a
+page per student, in one self-contained file.
 
 --active also runs the checks that disturb the host: a worker is killed (does
 it come back?) and the server is reloaded under load (are requests lost?).
@@ -44,6 +47,7 @@ then 3. The outputs are checked before any host is visited. Ctrl-C writes the
 rows finished so far.
 
   deploylab grade -i clase.yaml --out notas.xlsx --csv notas.csv --feedback informes/
+  deploylab grade -i clase.yaml --out notas.xlsx --html clase.html
   deploylab grade --host deploy@192.168.1.50 --out notas.xlsx --active`
 
 func newGradeCmd(r *rootCmd) *cobra.Command {
@@ -64,7 +68,8 @@ func newGradeCmd(r *rootCmd) *cobra.Command {
 	addHostFlags(c)
 	f.StringP("out", "o", "", "the spreadsheet to write (notas.xlsx); manual marks in an existing one are kept")
 	f.String("csv", "", "also write the grades as a CSV in Moodle's import shape")
-	f.String("feedback", "", "also write one feedback text per student in this directory")
+	f.String("feedback", "", "also write one feedback text (and HTML page) per student in this directory")
+	f.String("html", "", "also write the class report as one self-contained HTML file (clase.html): marks per criterion, the class table, a page per student")
 	f.String("rubric", "", "the rubric to grade with (default: the built-in rubric.yaml)")
 	f.Bool("active", false, "also run the checks that disturb the host (kill a worker, reload under load)")
 	f.Duration("host-timeout", grade.DefaultHostTimeout, "time limit for one host's whole visit")
@@ -131,6 +136,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	out, _ := f.GetString("out")
 	csvPath, _ := f.GetString("csv")
 	fbDir, _ := f.GetString("feedback")
+	htmlPath, _ := f.GetString("html")
 	active, _ := f.GetBool("active")
 	if out == "" {
 		return fail.Errorf(fail.Usage, "e.g. deploylab grade -i clase.yaml --out notas.xlsx", "--out is required")
@@ -155,7 +161,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		Rubric: rubric, Targets: targets, Forks: cfg.Forks, HostTimeout: cfg.HostTimeout, Active: active,
 		Bench: benchSrc,
 		Dial:  func(ctx context.Context, h remote.Host) (grade.Runner, error) { return r.dial(ctx, h) },
-		Out:   out, CSV: csvPath, FeedbackDir: fbDir,
+		Out:   out, CSV: csvPath, FeedbackDir: fbDir, HTML: htmlPath, Version: versionString(),
 		CSVOptions: gradebook.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
 		Warn:       r.stderr,
 	}
