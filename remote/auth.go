@@ -1,7 +1,9 @@
 package remote
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -98,7 +100,7 @@ func buildAuth(ctx context.Context, h Host, o *options, p pauser) (*authSetup, e
 	}
 
 	for _, file := range h.KeyFiles {
-		s, err := loadKeyFile(ctx, file, o.passphrase, a, p)
+		s, err := loadKeyFile(ctx, file, o.keys, a, p)
 		if err != nil {
 			a.close()
 			return nil, err
@@ -152,8 +154,8 @@ func buildAuth(ctx context.Context, h Host, o *options, p pauser) (*authSetup, e
 
 // loadKeyFile reads a private key. An encrypted key becomes a signer that
 // asks for the passphrase only when the server accepts its public key; with
-// no PassphraseFunc it is skipped (the agent may hold it).
-func loadKeyFile(ctx context.Context, file string, prompt PassphraseFunc, a *authSetup, p pauser) (ssh.Signer, error) {
+// no keyring (no PassphraseFunc) it is skipped (the agent may hold it).
+func loadKeyFile(ctx context.Context, file string, keys *keyring, a *authSetup, p pauser) (ssh.Signer, error) {
 	pemBytes, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fail.New(fail.Usage, "check the key file's path (--key or IdentityFile in ~/.ssh/config)",
@@ -167,7 +169,7 @@ func loadKeyFile(ctx context.Context, file string, prompt PassphraseFunc, a *aut
 	if !errors.As(err, &missing) {
 		return nil, fail.New(fail.Usage, "give a private key file (not the .pub)", fmt.Errorf("key file %s: %w", file, err))
 	}
-	if prompt == nil {
+	if keys == nil {
 		return nil, nil
 	}
 	pub := missing.PublicKey
@@ -179,7 +181,7 @@ func loadKeyFile(ctx context.Context, file string, prompt PassphraseFunc, a *aut
 			}
 		}
 	}
-	ls := &lazySigner{ctx: ctx, file: file, pem: pemBytes, prompt: prompt, setup: a, p: p, pub: pub}
+	ls := &lazySigner{ctx: ctx, file: file, pem: pemBytes, keys: keys, setup: a, p: p, pub: pub}
 	if pub == nil {
 		// Nothing to offer without decrypting first.
 		if _, err := ls.get(); err != nil {
@@ -190,15 +192,89 @@ func loadKeyFile(ctx context.Context, file string, prompt PassphraseFunc, a *aut
 	return ls, nil
 }
 
-// lazySigner decrypts its key on first use.
-type lazySigner struct {
-	ctx    context.Context
-	file   string
-	pem    []byte
+// keyring holds the keys decrypted during a run, so that a key's passphrase
+// is asked once however many hosts are dialled, at once or one after the
+// other, with the same WithPassphrase option. A key whose passphrase was
+// wrong passphraseTries times is not asked again; a cancelled prompt is.
+type keyring struct {
 	prompt PassphraseFunc
-	setup  *authSetup
-	p      pauser
-	pub    ssh.PublicKey
+	mu     sync.Mutex
+	keys   map[string]*keyEntry // by file name and content
+}
+
+type keyEntry struct {
+	turn   chan struct{} // holds a token while someone asks or decrypts
+	signer ssh.Signer
+	err    error // a final failure (wrong passphrase), never a cancellation
+}
+
+func newKeyring(prompt PassphraseFunc) *keyring {
+	return &keyring{prompt: prompt, keys: map[string]*keyEntry{}}
+}
+
+func (k *keyring) entry(file string, pemBytes []byte) *keyEntry {
+	sum := sha256.Sum256(pemBytes)
+	id := file + "\x00" + string(sum[:])
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.keys[id]
+	if e == nil {
+		e = &keyEntry{turn: make(chan struct{}, 1)}
+		k.keys[id] = e
+	}
+	return e
+}
+
+// signer returns the decrypted key, asking for its passphrase (up to
+// passphraseTries times) unless another dial already did. Dials that need the
+// same key meanwhile wait for that answer (p paused: the time a user takes
+// to type does not count against the handshake timeout).
+func (k *keyring) signer(ctx context.Context, file string, pemBytes []byte, p pauser) (ssh.Signer, error) {
+	e := k.entry(file, pemBytes)
+	p.pause()
+	defer p.resume()
+	select {
+	case e.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("passphrase for %s: %w", file, ctx.Err())
+	}
+	defer func() { <-e.turn }()
+	if e.signer != nil || e.err != nil {
+		return e.signer, e.err
+	}
+	var err error
+	for try := 0; try < passphraseTries; try++ {
+		answer, perr := k.prompt(ctx, file)
+		if perr != nil {
+			return nil, fmt.Errorf("passphrase for %s: %w", file, perr)
+		}
+		// Work on a copy: the answer belongs to the prompt (it may keep it).
+		pass := bytes.Clone(answer)
+		s, derr := ssh.ParsePrivateKeyWithPassphrase(pemBytes, pass)
+		clear(pass)
+		if derr == nil {
+			e.signer = s
+			return s, nil
+		}
+		if !errors.Is(derr, x509.IncorrectPasswordError) {
+			err = fmt.Errorf("decrypt key %s: %w", file, derr)
+			break
+		}
+		err = fmt.Errorf("decrypt key %s: incorrect passphrase", file)
+	}
+	e.err = err
+	return nil, err
+}
+
+// lazySigner decrypts its key (through the run's keyring) on first use.
+type lazySigner struct {
+	ctx   context.Context
+	file  string
+	pem   []byte
+	keys  *keyring
+	setup *authSetup
+	p     pauser
+	pub   ssh.PublicKey
 
 	once   sync.Once
 	signer ssh.Signer
@@ -209,28 +285,8 @@ func (l *lazySigner) PublicKey() ssh.PublicKey { return l.pub }
 
 func (l *lazySigner) get() (ssh.Signer, error) {
 	l.once.Do(func() {
-		l.p.pause()
-		defer l.p.resume()
-		for try := 0; try < passphraseTries; try++ {
-			pass, err := l.prompt(l.ctx, l.file)
-			if err != nil {
-				l.err = fmt.Errorf("passphrase for %s: %w", l.file, err)
-				break
-			}
-			s, err := ssh.ParsePrivateKeyWithPassphrase(l.pem, pass)
-			clear(pass)
-			if err == nil {
-				l.signer = s
-				l.err = nil
-				return
-			}
-			l.err = fmt.Errorf("decrypt key %s: %w", l.file, err)
-			if !errors.Is(err, x509.IncorrectPasswordError) {
-				break
-			}
-			l.err = fmt.Errorf("decrypt key %s: incorrect passphrase", l.file)
-		}
-		if l.setup != nil {
+		l.signer, l.err = l.keys.signer(l.ctx, l.file, l.pem, l.p)
+		if l.err != nil && l.setup != nil {
 			l.setup.setSignErr(l.err)
 		}
 	})

@@ -65,7 +65,7 @@ func shortCmd(cmd string) string {
 type Option func(*options)
 
 type options struct {
-	passphrase   PassphraseFunc
+	keys         *keyring
 	password     PasswordFunc
 	sudoPassword PasswordFunc
 	sshConfig    string
@@ -99,7 +99,15 @@ func defaultOptions() *options {
 
 // WithPassphrase sets the function asked for an encrypted key's passphrase
 // (see TerminalPassphrase). Without it, encrypted key files are skipped.
-func WithPassphrase(f PassphraseFunc) Option { return func(o *options) { o.passphrase = f } }
+// Every Dial given the same Option shares the keys it decrypted: a key's
+// passphrase is asked once per Option however many hosts use it.
+func WithPassphrase(f PassphraseFunc) Option {
+	if f == nil {
+		return func(o *options) { o.keys = nil }
+	}
+	k := newKeyring(f)
+	return func(o *options) { o.keys = k }
+}
 
 // WithPasswordPrompt sets the function asked for the login password when the
 // server wants one and Host.Password is empty (see TerminalPassword).

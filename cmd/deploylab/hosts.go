@@ -98,20 +98,14 @@ func (r *rootCmd) newDialOptions() []remote.Option {
 		return nil
 	}
 	var mu sync.Mutex
-	passphrases := map[string][]byte{}
 	askPassphrase, askPassword, askSudo := remote.TerminalPassphrase(), remote.TerminalPassword(), remote.TerminalSudoPassword()
 	return []remote.Option{
+		// One Option for the whole run: remote keeps the keys it decrypted,
+		// so a key's passphrase is asked once.
 		remote.WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			if p, ok := passphrases[keyFile]; ok {
-				return p, nil
-			}
-			p, err := askPassphrase(ctx, keyFile)
-			if err == nil {
-				passphrases[keyFile] = p
-			}
-			return p, err
+			return askPassphrase(ctx, keyFile)
 		}),
 		remote.WithPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
 			mu.Lock()
