@@ -1,25 +1,38 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/deploylab/deploylab/internal/fail"
 )
 
 // promptMu serialises prompts: with many hosts dialled at once, one question
-// at a time reaches the terminal.
+// at a time reaches the terminal, and one reader at a time reads it.
 var promptMu sync.Mutex
+
+// maxSecret bounds a typed secret.
+const maxSecret = 4096
+
+// pollEvery is how often a waiting prompt looks at its context.
+const pollEvery = 50 * time.Millisecond
 
 // ReadSecret writes prompt to out and reads a line from the terminal in
 // without echoing it. It fails (fail.Usage) when in is not a terminal, and
-// returns ctx.Err() at once when ctx is cancelled, restoring the terminal.
+// returns ctx.Err() within pollEvery when ctx is cancelled. The line is read
+// by this call itself (no goroutine is left reading after it returns), the
+// terminal's settings are restored exactly once before it returns, and a
+// half-typed line of a cancelled prompt is discarded, so it can neither
+// leak into nor swallow what is typed next.
 func ReadSecret(ctx context.Context, in *os.File, out io.Writer, prompt string) ([]byte, error) {
 	fd := int(in.Fd())
 	if !term.IsTerminal(fd) {
@@ -31,33 +44,62 @@ func ReadSecret(ctx context.Context, in *os.File, out io.Writer, prompt string) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	state, err := term.GetState(fd)
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, fmt.Errorf("read secret: %w", err)
 	}
-	fmt.Fprint(out, prompt)
-	type answer struct {
-		b   []byte
-		err error
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
 	}
-	ch := make(chan answer, 1)
-	go func() {
-		b, err := term.ReadPassword(fd)
-		ch <- answer{b, err}
-	}()
-	select {
-	case a := <-ch:
-		fmt.Fprintln(out)
-		if a.err != nil {
-			return nil, fmt.Errorf("read secret: %w", a.err)
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	fmt.Fprint(out, prompt)
+	defer fmt.Fprintln(out)
+
+	var line []byte
+	buf := make([]byte, 256)
+	defer clear(buf)
+	for {
+		if err := ctx.Err(); err != nil {
+			// Drop what was typed so far: it is part of a secret.
+			unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)
+			clear(line)
+			return nil, err
 		}
-		return a.b, nil
-	case <-ctx.Done():
-		// The reading goroutine stays blocked until a line comes; give the
-		// terminal its echo back now.
-		term.Restore(fd, state)
-		fmt.Fprintln(out)
-		return nil, ctx.Err()
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(pollEvery/time.Millisecond))
+		if errors.Is(err, unix.EINTR) || n == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read secret: %w", err)
+		}
+		// Canonical mode: readable means a whole line (or end of input).
+		m, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read secret: %w", err)
+		}
+		if m == 0 {
+			clear(line)
+			return nil, fmt.Errorf("read secret: %w", io.EOF)
+		}
+		line = append(line, buf[:m]...)
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			secret := bytes.Clone(bytes.TrimSuffix(line[:i], []byte("\r")))
+			clear(line)
+			return secret, nil
+		}
+		if len(line) > maxSecret {
+			unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)
+			clear(line)
+			return nil, errors.New("read secret: line too long")
+		}
 	}
 }
 
