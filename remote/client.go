@@ -19,11 +19,18 @@ import (
 // Result is what a command printed and how it exited. A non-zero ExitCode is
 // not an error of Run: errors are transport failures.
 type Result struct {
-	Stdout, Stderr []byte
+	// Stdout and Stderr are what the command printed, at most MaxOutput and
+	// MaxStderr bytes; the counts of the bytes dropped after them follow.
+	Stdout, Stderr               []byte
+	StdoutDropped, StderrDropped int64
 	// ExitCode is the command's exit status; 128+N when killed by signal N
 	// (as a shell reports it).
 	ExitCode int
 }
+
+// Truncated reports whether output was dropped (Run then returns an
+// *OutputError).
+func (r Result) Truncated() bool { return r.StdoutDropped > 0 || r.StderrDropped > 0 }
 
 // Err returns nil for exit code 0, else an *ExitError for cmd.
 func (r Result) Err(cmd string) error {
@@ -161,6 +168,8 @@ type Client struct {
 	addr string
 	conn *ssh.Client
 	sem  chan struct{}
+	// out bounds the output kept for the commands running at once.
+	out *outputBudget
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -265,6 +274,7 @@ func Dial(ctx context.Context, h Host, opts ...Option) (*Client, error) {
 		sudoPrompt: o.sudoPassword,
 		conn:       ssh.NewClient(hs.c, hs.chans, hs.reqs),
 		sem:        make(chan struct{}, o.maxSessions),
+		out:        newOutputBudget(HostOutputBudget),
 		done:       make(chan struct{}),
 	}
 	if o.keepalive > 0 {
@@ -432,8 +442,8 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte) (Result, err
 		return Result{}, err
 	}
 	defer sess.Close()
-	var stdout, stderr bytes.Buffer
-	sess.Stdout, sess.Stderr = &stdout, &stderr
+	out := newCapture(c.out)
+	sess.Stdout, sess.Stderr = out.stdout, out.stderr
 	if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)
 	}
@@ -448,7 +458,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte) (Result, err
 	go func() { done <- sess.Wait() }()
 	select {
 	case err := <-done:
-		return c.finish(cmd, stdout.Bytes(), stderr.Bytes(), err)
+		return c.finish(cmd, out, err)
 	case <-ctx.Done():
 		sess.Signal(ssh.SIGTERM)
 		sess.Close()
@@ -462,9 +472,9 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte) (Result, err
 		}
 		select {
 		case <-done:
-			return Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1},
-				fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
+			return out.result(Result{ExitCode: -1}), fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
 		case <-time.After(cancelGrace):
+			// The session may still write: its output stays with it.
 			return Result{ExitCode: -1}, fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
 		}
 	}
@@ -545,10 +555,10 @@ exit 0`, marker)
 	}
 }
 
-func (c *Client) finish(cmd string, stdout, stderr []byte, err error) (Result, error) {
-	r := Result{Stdout: stdout, Stderr: stderr}
+func (c *Client) finish(cmd string, out capture, err error) (Result, error) {
+	r := out.result(Result{})
 	if err == nil {
-		return r, nil
+		return r, truncated(cmd, r)
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
@@ -556,7 +566,7 @@ func (c *Client) finish(cmd string, stdout, stderr []byte, err error) (Result, e
 		if sig := ee.Signal(); sig != "" {
 			r.ExitCode = 128 + signalNumber(sig)
 		}
-		return r, nil
+		return r, truncated(cmd, r)
 	}
 	r.ExitCode = -1
 	var missing *ssh.ExitMissingError

@@ -67,8 +67,8 @@ func (l *Local) run(ctx context.Context, cmd string, stdin []byte) (Result, erro
 	}
 	c := exec.Command("/bin/sh", "-c", cmd)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
+	out := newCapture(nil)
+	c.Stdout, c.Stderr = out.stdout, out.stderr
 	if stdin != nil {
 		c.Stdin = bytes.NewReader(stdin)
 	}
@@ -94,11 +94,11 @@ func (l *Local) run(ctx context.Context, cmd string, stdin []byte) (Result, erro
 				return Result{ExitCode: -1}, fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
 			}
 		}
-		return Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1}, fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
+		return out.result(Result{ExitCode: -1}), fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
 	}
-	r := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	r := out.result(Result{})
 	if err == nil {
-		return r, nil
+		return r, truncated(cmd, r)
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -107,7 +107,7 @@ func (l *Local) run(ctx context.Context, cmd string, stdin []byte) (Result, erro
 		} else {
 			r.ExitCode = ee.ExitCode()
 		}
-		return r, nil
+		return r, truncated(cmd, r)
 	}
 	r.ExitCode = -1
 	return r, fmt.Errorf("run %s: %w", shortCmd(cmd), err)
