@@ -451,8 +451,19 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte) (Result, err
 	if c.host.User == "root" {
 		line, marker = markCommand(cmd)
 	}
-	if err := sess.Start(line); err != nil {
-		return Result{}, c.transportErr("start command", err)
+	// A host may never answer the exec request: wait for it with ctx.
+	started := make(chan error, 1)
+	go func() { started <- sess.Start(line) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return Result{}, c.transportErr("start command", err)
+		}
+	case <-ctx.Done():
+		go sess.Close()
+		return Result{ExitCode: -1}, fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
+	case <-c.done:
+		return Result{ExitCode: -1}, fmt.Errorf("run %s on %s: client is closed", shortCmd(cmd), c.addr)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
@@ -460,16 +471,20 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte) (Result, err
 	case err := <-done:
 		return c.finish(cmd, out, err)
 	case <-ctx.Done():
-		sess.Signal(ssh.SIGTERM)
-		sess.Close()
-		if marker != "" {
-			select {
-			case err := <-done: // it ended anyway
-				done <- err
-			default:
-				c.killMarked(marker)
+		// Signal and close in the background: on a host that stopped
+		// reading, even sending them may block.
+		go func() {
+			sess.Signal(ssh.SIGTERM)
+			sess.Close()
+			if marker != "" {
+				select {
+				case err := <-done: // it ended anyway
+					done <- err
+				default:
+					c.killMarked(marker)
+				}
 			}
-		}
+		}()
 		select {
 		case <-done:
 			return out.result(Result{ExitCode: -1}), fmt.Errorf("run %s: %w", shortCmd(cmd), ctx.Err())
@@ -487,9 +502,12 @@ func (c *Client) openSession(ctx context.Context) (*ssh.Session, error) {
 	delay := 10 * time.Millisecond
 	deadline := time.Now().Add(openRetryFor)
 	for {
-		sess, err := c.conn.NewSession()
+		sess, err := c.newSession(ctx)
 		if err == nil {
 			return sess, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		var oe *ssh.OpenChannelError
 		if !errors.As(err, &oe) || time.Now().After(deadline) {
@@ -505,6 +523,35 @@ func (c *Client) openSession(ctx context.Context) (*ssh.Session, error) {
 		}
 		delay = min(delay*2, 200*time.Millisecond)
 	}
+}
+
+// newSession opens a session, or gives up when ctx ends: a host may never
+// answer the channel open. A session that opens after that is closed.
+func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.conn.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	go func() {
+		if o := <-ch; o.s != nil {
+			o.s.Close()
+		}
+	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errors.New("client is closed")
 }
 
 // openRetryFor bounds the retries of a refused session.
@@ -528,7 +575,9 @@ const killGrace = 4 * time.Second
 // command to have started), TERMs any it forked meanwhile, and KILLs what is
 // left two seconds later (in the background on the host). Best effort.
 func (c *Client) killMarked(marker string) {
-	sess, err := c.conn.NewSession()
+	ctx, cancel := context.WithTimeout(context.Background(), killGrace)
+	defer cancel()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return
 	}
@@ -551,7 +600,7 @@ exit 0`, marker)
 	go func() { done <- sess.Run(script) }()
 	select {
 	case <-done:
-	case <-time.After(killGrace):
+	case <-ctx.Done():
 	}
 }
 
@@ -647,7 +696,7 @@ func (c *Client) Close() error {
 		close(c.done)
 		c.sftpMu.Lock()
 		if c.sftp != nil {
-			c.sftp.Close()
+			go c.sftp.Close() // the connection's close below ends it anyway
 			c.sftp = nil
 		}
 		c.sftpMu.Unlock()
@@ -659,8 +708,9 @@ func (c *Client) Close() error {
 	return err
 }
 
-// sftpClient returns the connection's SFTP client, starting it on first use.
-func (c *Client) sftpClient() (*sftp.Client, error) {
+// sftpClient returns the connection's SFTP client, starting it on first
+// use; ctx bounds the start (a host may never answer the subsystem).
+func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	c.sftpMu.Lock()
 	defer c.sftpMu.Unlock()
 	select {
@@ -671,10 +721,56 @@ func (c *Client) sftpClient() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	s, err := sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true))
-	if err != nil {
-		return nil, c.transportErr("start sftp", err)
+	type started struct {
+		s   *sftp.Client
+		err error
 	}
-	c.sftp = s
-	return s, nil
+	ch := make(chan started, 1)
+	go func() {
+		s, err := sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true))
+		ch <- started{s, err}
+	}()
+	select {
+	case st := <-ch:
+		if st.err != nil {
+			return nil, c.transportErr("start sftp", st.err)
+		}
+		c.sftp = st.s
+		return st.s, nil
+	case <-ctx.Done():
+		go func() {
+			if st := <-ch; st.s != nil {
+				st.s.Close()
+			}
+		}()
+		return nil, fmt.Errorf("start sftp on %s: %w", c.addr, ctx.Err())
+	}
+}
+
+// withSFTP runs f with the connection's SFTP client and returns when f does
+// or when ctx ends, whichever comes first: then that SFTP client is closed
+// (which ends f's blocked requests) and the next use starts a new one.
+func (c *Client) withSFTP(ctx context.Context, f func(s *sftp.Client) error) error {
+	s, err := c.sftpClient(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- f(s) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	c.sftpMu.Lock()
+	if c.sftp == s {
+		c.sftp = nil
+	}
+	c.sftpMu.Unlock()
+	go s.Close()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("sftp on %s: client is closed", c.addr)
 }

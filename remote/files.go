@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pkg/sftp"
+
 	"github.com/deploylab/deploylab/internal/fail"
 )
 
@@ -346,10 +348,16 @@ func (c *Client) WriteFile(ctx context.Context, remotePath string, data []byte, 
 type clientWriter struct{ *Client }
 
 func (w clientWriter) writeTemp(ctx context.Context, src *source, p string, sameDir bool, mode fs.FileMode) (string, error) {
-	s, err := w.sftpClient()
-	if err != nil {
-		return "", err
-	}
+	var tmp string
+	err := w.withSFTP(ctx, func(s *sftp.Client) error {
+		var err error
+		tmp, err = sftpWriteTemp(ctx, s, src, p, sameDir, mode)
+		return err
+	})
+	return tmp, err
+}
+
+func sftpWriteTemp(ctx context.Context, s *sftp.Client, src *source, p string, sameDir bool, mode fs.FileMode) (string, error) {
 	var tmp string
 	if sameDir {
 		dir := path.Dir(p)
@@ -396,18 +404,17 @@ func (w clientWriter) writeTemp(ctx context.Context, src *source, p string, same
 }
 
 func (w clientWriter) rename(ctx context.Context, from, to string) error {
-	s, err := w.sftpClient()
-	if err != nil {
-		return err
-	}
-	if err := s.PosixRename(from, to); err != nil {
-		return fmt.Errorf("rename to %s: %w", to, err)
-	}
-	return nil
+	return w.withSFTP(ctx, func(s *sftp.Client) error {
+		if err := s.PosixRename(from, to); err != nil {
+			return fmt.Errorf("rename to %s: %w", to, err)
+		}
+		return nil
+	})
 }
 
+// remove is best effort, and bounded even when ctx has no deadline.
 func (w clientWriter) remove(ctx context.Context, p string) {
-	if s, err := w.sftpClient(); err == nil {
-		s.Remove(p) // best effort
-	}
+	ctx, cancel := context.WithTimeout(ctx, cancelGrace)
+	defer cancel()
+	w.withSFTP(ctx, func(s *sftp.Client) error { return s.Remove(p) })
 }
