@@ -122,6 +122,7 @@ func buildAuth(ctx context.Context, h Host, o *options, p pauser) (*authSetup, e
 			once.Do(func() {
 				if h.Password != "" {
 					pw = h.Password
+					o.secrets.sent("SSH password", pw, h.addr())
 					return
 				}
 				p.pause()

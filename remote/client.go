@@ -80,6 +80,7 @@ type options struct {
 	keepalive    time.Duration
 	keepaliveMax int
 	maxSessions  int
+	secrets      *secretLog
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -125,6 +126,16 @@ func WithPasswordPrompt(f PasswordFunc) Option { return func(o *options) { o.pas
 // once per client, checked with sudo before the command runs (a wrong one
 // is a *SudoError). The terminal's TerminalPassword fits.
 func WithSudoPasswordPrompt(f PasswordFunc) Option { return func(o *options) { o.sudoPassword = f } }
+
+// WithSecretWarnings calls warn (once per secret) when a password that came
+// from the configuration (Host.Password, Host.SudoPassword: a class-wide
+// environment variable, say) is sent to a second host: whoever runs one of
+// those hosts can read it there. Every Dial given the same Option counts
+// together.
+func WithSecretWarnings(warn func(msg string)) Option {
+	l := &secretLog{warn: warn, hosts: map[[32]byte][]string{}}
+	return func(o *options) { o.secrets = l }
+}
 
 // WithSSHConfig reads the ssh client configuration from path instead of
 // ~/.ssh/config; "" reads none.
@@ -182,10 +193,12 @@ type Client struct {
 	inflight, maxInflight atomic.Int64
 	openRetries           atomic.Int64
 
-	// sudoMu guards host.SudoPassword and sudoChecked (sudoPrompt's work).
+	// sudoMu guards sudoUse and sudoChecked (sudoPassword's work).
 	sudoMu      sync.Mutex
 	sudoPrompt  PasswordFunc
 	sudoChecked bool
+	sudoUse     string // the sudo password sudo asked for, "" for sudo -n
+	secrets     *secretLog
 }
 
 // handshakeTimer closes nothing itself: it holds the connection's deadline
@@ -272,6 +285,7 @@ func Dial(ctx context.Context, h Host, opts ...Option) (*Client, error) {
 		host:       h,
 		addr:       addr,
 		sudoPrompt: o.sudoPassword,
+		secrets:    o.secrets,
 		conn:       ssh.NewClient(hs.c, hs.chans, hs.reqs),
 		sem:        make(chan struct{}, o.maxSessions),
 		out:        newOutputBudget(HostOutputBudget),
@@ -651,14 +665,20 @@ func (c *Client) RunSudo(ctx context.Context, cmd string) (Result, error) {
 	return r, sudoRefusal(c.host.User, c.addr, r)
 }
 
-// sudoPassword returns the sudo password to use: Host.SudoPassword, else
-// (with WithSudoPasswordPrompt, the first time) the prompt's answer when
-// sudo -n says a password is needed, once sudo has accepted it.
+// sudoPassword returns the sudo password to feed sudo, "" for sudo -n. The
+// first time, it asks sudo whether it wants a password at all (sudo -n
+// true): a configured password (Host.SudoPassword) is sent only to a host
+// whose sudo asks for one, else (with WithSudoPasswordPrompt) the prompt's
+// answer is, once sudo has accepted it.
 func (c *Client) sudoPassword(ctx context.Context) (string, error) {
 	c.sudoMu.Lock()
 	defer c.sudoMu.Unlock()
-	if c.host.SudoPassword != "" || c.sudoPrompt == nil || c.sudoChecked {
-		return c.host.SudoPassword, nil
+	if c.sudoChecked {
+		return c.sudoUse, nil
+	}
+	if c.host.SudoPassword == "" && c.sudoPrompt == nil {
+		c.sudoChecked = true // sudo -n: nothing to send anyway
+		return "", nil
 	}
 	r, err := c.run(ctx, "sudo -n true", nil)
 	if err != nil {
@@ -671,9 +691,15 @@ func (c *Client) sudoPassword(ctx context.Context) (string, error) {
 		c.sudoChecked = true
 		return "", nil
 	}
-	pw, err := c.sudoPrompt(ctx, c.host.User, c.addr)
-	if err != nil {
-		return "", err
+	pw, configured := c.host.SudoPassword, true
+	if pw == "" {
+		configured = false
+		if pw, err = c.sudoPrompt(ctx, c.host.User, c.addr); err != nil {
+			return "", err
+		}
+	}
+	if configured {
+		c.secrets.sent("sudo password", pw, c.addr)
 	}
 	line, stdin := sudoCommand("true", pw)
 	if r, err = c.run(ctx, line, stdin); err != nil {
@@ -685,7 +711,7 @@ func (c *Client) sudoPassword(ctx context.Context) (string, error) {
 	if r.ExitCode != 0 {
 		return "", fmt.Errorf("sudo true on %s: exit status %d", c.addr, r.ExitCode)
 	}
-	c.host.SudoPassword, c.sudoChecked = pw, true
+	c.sudoUse, c.sudoChecked = pw, true
 	return pw, nil
 }
 

@@ -93,6 +93,8 @@ func TestSudoPlumbing(t *testing.T) {
 	const sudoPW = "sudo-secret-42"
 
 	t.Run("with a sudo password", func(t *testing.T) {
+		// A sudo that asks (the real one, run as root here, never does).
+		srv := startTestServer(t, serverConfig{password: labPassword, path: askingSudoDir(t, sudoPW)})
 		h := srv.host("deploy")
 		h.Password, h.SudoPassword = labPassword, sudoPW
 		c := dialTest(t, h)

@@ -1,8 +1,42 @@
 package remote
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 )
+
+// secretLog remembers which hosts a configured secret was sent to (by its
+// hash) and warns when one reaches a second host.
+type secretLog struct {
+	warn  func(string)
+	mu    sync.Mutex
+	hosts map[[32]byte][]string
+}
+
+func (l *secretLog) sent(kind, secret, addr string) {
+	if l == nil || secret == "" {
+		return
+	}
+	k := sha256.Sum256([]byte(kind + "\x00" + secret))
+	l.mu.Lock()
+	hosts := l.hosts[k]
+	if slices.Contains(hosts, addr) {
+		l.mu.Unlock()
+		return
+	}
+	hosts = append(hosts, addr)
+	l.hosts[k] = hosts
+	l.mu.Unlock()
+	if len(hosts) == 2 && l.warn != nil {
+		l.warn(fmt.Sprintf("the same %s was sent to 2 hosts (%s and %s, and it goes to every other host that asks): "+
+			"whoever controls one of them can read it and use it on the others; give each host its own "+
+			"(sudo_password_env / password_env per host in the inventory) or allow passwordless sudo and keys",
+			kind, hosts[0], hosts[1]))
+	}
+}
 
 // ShellQuote quotes s for a POSIX shell.
 func ShellQuote(s string) string {

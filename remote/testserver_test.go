@@ -36,17 +36,22 @@ type testServer struct {
 
 	// ignoreGlobal: read global requests (keepalives) but never answer.
 	ignoreGlobal bool
+	path         string
 }
 
 type execRecord struct {
 	cmd   string
 	stdin []byte
+	env   []string // "env" requests of its session
 }
 
 type serverConfig struct {
 	password    string // accepted password ("" none)
 	kbdOnly     bool   // offer keyboard-interactive instead of password
 	ignoreAlive bool
+	// path, when set, is put first in the commands' PATH (a sudo that asks
+	// for a password, say).
+	path string
 }
 
 func startTestServer(t *testing.T, sc serverConfig) *testServer {
@@ -84,7 +89,7 @@ func startTestServer(t *testing.T, sc serverConfig) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, ignoreGlobal: sc.ignoreAlive}
+	s := &testServer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, ignoreGlobal: sc.ignoreAlive, path: sc.path}
 	s.knownHost = filepath.Join(t.TempDir(), "known_hosts")
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", s.port, bytes.TrimSpace(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 	if err := os.WriteFile(s.knownHost, []byte(line+"\n"), 0o600); err != nil {
@@ -157,8 +162,17 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	var proc *os.Process
 	var procMu sync.Mutex
+	var env []string
 	for req := range reqs {
 		switch req.Type {
+		case "env":
+			var kv struct{ Name, Value string }
+			if ssh.Unmarshal(req.Payload, &kv) == nil {
+				env = append(env, kv.Name+"="+kv.Value)
+			}
+			if req.WantReply {
+				req.Reply(true, nil)
+			}
 		case "exec":
 			var payload struct{ Cmd string }
 			if err := ssh.Unmarshal(req.Payload, &payload); err != nil {
@@ -171,9 +185,12 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				// to record exactly what was sent.
 				stdin, _ := io.ReadAll(ch)
 				s.mu.Lock()
-				s.execs = append(s.execs, execRecord{cmd: payload.Cmd, stdin: stdin})
+				s.execs = append(s.execs, execRecord{cmd: payload.Cmd, stdin: stdin, env: env})
 				s.mu.Unlock()
 				cmd := exec.Command("/bin/sh", "-c", payload.Cmd)
+				if s.path != "" {
+					cmd.Env = append(os.Environ(), "PATH="+s.path+":"+os.Getenv("PATH"))
+				}
 				cmd.Stdin = bytes.NewReader(stdin)
 				cmd.Stdout, cmd.Stderr = ch, ch.Stderr()
 				cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // sshd: setsid

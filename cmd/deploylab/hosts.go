@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -93,13 +94,17 @@ func (r *rootCmd) dialOptions() []remote.Option {
 }
 
 func (r *rootCmd) newDialOptions() []remote.Option {
+	// A password from the configuration sent to a second host is warned
+	// about (once): any of those hosts can read it.
+	warn := remote.WithSecretWarnings(func(msg string) { fmt.Fprintln(r.stderr, "warning: "+msg) })
 	f, ok := r.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
+		return []remote.Option{warn}
 	}
 	var mu sync.Mutex
 	askPassphrase, askPassword, askSudo := remote.TerminalPassphrase(), remote.TerminalPassword(), remote.TerminalSudoPassword()
 	return []remote.Option{
+		warn,
 		// One Option for the whole run: remote keeps the keys it decrypted,
 		// so a key's passphrase is asked once.
 		remote.WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
