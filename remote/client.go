@@ -773,9 +773,9 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	}
 }
 
-// withSFTP runs f with the connection's SFTP client and returns when f does
-// or when ctx ends, whichever comes first: then that SFTP client is closed
-// (which ends f's blocked requests) and the next use starts a new one.
+// withSFTP runs f with the connection's SFTP client and returns when f does,
+// or at the latest cancelGrace after ctx ends: then that SFTP client is
+// closed (which ends f's blocked requests) and the next use starts a new one.
 func (c *Client) withSFTP(ctx context.Context, f func(s *sftp.Client) error) error {
 	s, err := c.sftpClient(ctx)
 	if err != nil {
@@ -787,6 +787,13 @@ func (c *Client) withSFTP(ctx context.Context, f func(s *sftp.Client) error) err
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		// A host that still answers lets f stop and clean up (its reads
+		// see ctx); one that stopped answering has its SFTP closed.
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(cancelGrace):
+		}
 	case <-c.done:
 	}
 	c.sftpMu.Lock()

@@ -7,7 +7,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -47,10 +50,67 @@ func loadKnownHosts(file string) (*knownhosts.HostKeyDB, error) {
 	}
 	db, err := knownhosts.NewDB(file)
 	if err != nil {
-		return nil, fail.New(fail.Usage, "fix or remove the malformed line in the known_hosts file",
-			fmt.Errorf("read known_hosts %s: %w", file, err))
+		return nil, knownHostsFail(file, err)
 	}
 	return db, nil
+}
+
+// KnownHostsError is a known_hosts file that cannot be read or has a line
+// that does not parse. It is wrapped in a fail.Usage error: it is the same
+// for every host, and no host is at fault.
+type KnownHostsError struct {
+	File string
+	Line int // 0 when the file as a whole could not be read
+	Err  error
+}
+
+func (e *KnownHostsError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("known_hosts %s line %d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("known_hosts %s: %v", e.File, e.Err)
+}
+
+func (e *KnownHostsError) Unwrap() error { return e.Err }
+
+// Hint says what to do.
+func (e *KnownHostsError) Hint() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("fix or delete line %d of %s (or point --known-hosts at another file)", e.Line, e.File)
+	}
+	return fmt.Sprintf("check %s (or point --known-hosts at another file)", e.File)
+}
+
+// knownhosts reports a bad line as "knownhosts: FILE:LINE: reason".
+var knownHostsLineErr = regexp.MustCompile(`^knownhosts: .*:(\d+): (.*)$`)
+
+func knownHostsFail(file string, err error) error {
+	e := &KnownHostsError{File: file, Err: err}
+	if m := knownHostsLineErr.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Err = errors.New(strings.TrimPrefix(m[2], "knownhosts: "))
+	}
+	return fail.New(fail.Usage, e.Hint(), e)
+}
+
+// CheckKnownHosts reads each known_hosts file (a missing one is fine: it
+// is created when a key is accepted) and returns a *KnownHostsError
+// (fail.Usage) for the first that cannot be read or has a malformed line.
+// Run it once before working on many hosts: one error instead of one per
+// host.
+func CheckKnownHosts(files ...string) error {
+	seen := map[string]bool{}
+	for _, f := range files {
+		f = expandTilde(f)
+		if f == "" || seen[f] {
+			continue
+		}
+		seen[f] = true
+		if _, err := loadKnownHosts(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // algorithms returns the host key algorithms to negotiate with addr: the

@@ -52,18 +52,32 @@ func selectHosts(cfg *config.Config, example string) ([]inventory.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inv.Select(cfg.Limit)
+	hosts, err := inv.Select(cfg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	// A malformed known_hosts is one usage error, before any host is visited.
+	var files []string
+	for _, h := range hosts {
+		files = append(files, config.ExpandHome(pick(h.KnownHosts, cfg.KnownHosts)))
+	}
+	if err := remote.CheckKnownHosts(files...); err != nil {
+		return nil, err
+	}
+	return hosts, nil
 }
 
 // remoteHost is how to reach an inventory host: the inventory's settings,
 // and cfg's (flags, environment, file) for what it leaves empty.
-func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
-	pick := func(a, b string) string {
-		if a != "" {
-			return a
-		}
-		return b
+// pick is a if set, else b.
+func pick(a, b string) string {
+	if a != "" {
+		return a
 	}
+	return b
+}
+
+func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
 	rh := remote.Host{
 		Name:            h.Name,
 		Address:         h.Address,
