@@ -20,6 +20,12 @@ import (
 	"github.com/deploylab/deploylab/internal/fail"
 )
 
+// Limits of a lab dial: the TCP connect, then the SSH handshake.
+const (
+	connectTimeout   = 5 * time.Second
+	handshakeTimeout = 10 * time.Second
+)
+
 // dial connects to host h as user with the lab key, checking the host key
 // against the lab's known_hosts.
 func (l *Lab) dial(ctx context.Context, addr, user string) (*ssh.Client, error) {
@@ -35,25 +41,28 @@ func (l *Lab) dial(ctx context.Context, addr, user string) (*ssh.Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read the lab's known_hosts: %w", err)
 	}
+	// (ClientConfig.Timeout is not set: it bounds only ssh.Dial's connect,
+	// which is not used here.)
 	cfg := &ssh.ClientConfig{
 		User:              user,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback:   hk,
 		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
-		Timeout:           10 * time.Second,
 	}
 	target := net.JoinHostPort(addr, "22")
-	d := net.Dialer{Timeout: 5 * time.Second}
+	d := net.Dialer{Timeout: connectTimeout}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, err
 	}
-	// Bound the handshake by ctx too.
+	// Bound the handshake by handshakeTimeout and by ctx.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	dl := time.Now().Add(handshakeTimeout)
+	if cdl, ok := ctx.Deadline(); ok && cdl.Before(dl) {
+		dl = cdl
 	}
+	conn.SetDeadline(dl)
 	c, chans, reqs, err := ssh.NewClientConn(conn, target, cfg)
 	if err != nil {
 		conn.Close()
