@@ -25,4 +25,33 @@
 //
 // Every result carries Evidence: what was observed (a body, a process line, a
 // JSON field), so a student can be told exactly why a point was lost.
+//
+// # Check kinds: one file each
+//
+// A check kind lives in one file, kind_<name>.go, and nowhere else. The file
+// holds:
+//
+//   - a Params type with the kind's parameters and three methods:
+//     decode(d *decoder) reads the kind's keys from the rubric through the
+//     strict decoder (d.str, d.regexp, d.integer, d.boolean, d.count,
+//     d.urlPath, d.target for server:/port: …; wrong types, bad values and
+//     missing required keys become errors with file:line, and any key the
+//     kind does not ask for is refused); eval(e *env, c *Check) Result is the
+//     check, a pure function of the host's facts and bench results (e.f,
+//     e.bench, e.pick for the app servers) that returns pass, fail, skip or
+//     error with the evidence it saw and, unless it passed, a reason a student
+//     understands; describe(add) lists the declared parameters for the
+//     teacher's Rúbrica sheet;
+//   - optionally probe(o *ProbeOptions), when the probe must observe
+//     something the rubric names (a path to GET, a unit, a command);
+//   - an init that calls register(kind, doc, constructor): the doc line is
+//     the kind's row in README's table of check kinds (KindsTable), which
+//     TestReadmeKindsTable keeps in step (go test ./checks -run
+//     TestReadmeKindsTable -update rewrites it).
+//
+// So adding a kind is one new file, kind_<name>.go (with its Kind const), and
+// its kind_<name>_test.go (table tests of eval over HostFacts fixtures with
+// Evaluate or Score, and the decode errors), then -update for README. If the
+// kind needs facts the probe does not gather yet, add the fields to
+// HostFacts and their gathering to the probe first.
 package checks

@@ -2,17 +2,365 @@ package checks
 
 import (
 	"fmt"
-	"hash/fnv"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// pick returns the servers a check is about. When none fits, res is the
-// outcome to report (fail with what was seen, or error when the probe could
-// not tell).
-func (e *evalEnv) pick(c *Check) (match []Server, res *Result) {
+// Kind is a check kind, as written in the rubric's `kind:` key. Each kind
+// lives in its own file, kind_<name>.go, with its Kind const: its parameters,
+// how they are decoded, its evaluation and its doc line (see doc.go).
+type Kind string
+
+// Params are the parameters of one check, of one kind. A kind's file
+// implements it; the rubric decoder makes one per check with the kind's
+// constructor and fills it with decode.
+type Params interface {
+	// decode reads the kind's keys from the check's mapping through d, sets
+	// their defaults and validates them. It must ask for every key it knows
+	// unconditionally (d records them: they are the keys the kind accepts).
+	decode(d *decoder)
+	// eval is the check itself: pure, it reads only e (the host's facts and
+	// bench results) and c's common fields (ID, Server, Port, Checks).
+	eval(e *env, c *Check) Result
+	// describe lists the declared parameters as key=value pairs, for the
+	// teacher's Rúbrica sheet (server and port are listed by Check.Describe).
+	describe(add func(key, value string))
+}
+
+// prober is implemented by the kinds that need the probe to observe
+// something the rubric names (a path to GET, a unit, a command to run).
+type prober interface {
+	probe(o *ProbeOptions)
+}
+
+// kindDef is one entry of the registry.
+type kindDef struct {
+	kind Kind
+	// doc is the kind's line in README's table of check kinds.
+	doc string
+	new func() Params
+	// keys are the kind's own keys (besides id, name, kind, weight), in the
+	// order its decode asks for them; required ones marked.
+	keys []keyDoc
+}
+
+type keyDoc struct {
+	name     string
+	required bool
+}
+
+var registry = map[Kind]*kindDef{}
+
+// register adds a kind; each kind_*.go file calls it from init.
+func register(k Kind, doc string, newParams func() Params) {
+	if _, dup := registry[k]; dup {
+		panic("checks: kind registered twice: " + string(k))
+	}
+	d := &decoder{c: &Check{Kind: k}}
+	newParams().decode(d)
+	registry[k] = &kindDef{kind: k, doc: doc, new: newParams, keys: d.asked}
+}
+
+// Kinds returns the known check kinds, sorted.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, len(registry))
+	for k := range registry {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func joinKinds() string {
+	var s []string
+	for _, k := range Kinds() {
+		s = append(s, string(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// KindsTable is README's table of check kinds, generated from the registry
+// (TestReadmeKindsTable keeps README in step).
+func KindsTable() string {
+	var b strings.Builder
+	b.WriteString("| kind | what it checks | keys (besides id, name, weight; * required) |\n")
+	b.WriteString("|---|---|---|\n")
+	for _, k := range Kinds() {
+		def := registry[k]
+		var keys []string
+		for _, kd := range def.keys {
+			s := "`" + kd.name + "`"
+			if kd.required {
+				s += "*"
+			}
+			keys = append(keys, s)
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, def.doc, strings.Join(keys, " "))
+	}
+	return b.String()
+}
+
+// Describe lists a check's declared parameters in one line (key=value,
+// separated by two spaces).
+func (c *Check) Describe() string {
+	var p []string
+	add := func(k, v string) {
+		if v != "" {
+			p = append(p, k+"="+v)
+		}
+	}
+	add("server", c.Server)
+	if c.Port != 0 {
+		add("port", fmt.Sprint(c.Port))
+	}
+	if c.Params != nil {
+		c.Params.describe(add)
+	}
+	return strings.Join(p, "  ")
+}
+
+// decoder hands a kind's decode the keys of one check mapping, strictly:
+// wrong types, bad values and missing required keys are errors with
+// file:line. The first error sticks; later calls still record their key
+// (so that decode can be run on an empty mapping to learn the kind's keys).
+type decoder struct {
+	p      *rubricParser // nil when only recording keys
+	c      *Check
+	node   *yaml.Node
+	m      map[string]*yaml.Node
+	nested bool
+	asked  []keyDoc
+	err    error
+}
+
+// ok reports whether no error happened yet (and the decoder is not only
+// recording keys): guard cross-key validation with it.
+func (d *decoder) ok() bool { return d.err == nil && d.p != nil }
+
+// key records key and returns its node (nil when absent or after an error).
+func (d *decoder) key(key string, required bool) *yaml.Node {
+	if !slices.ContainsFunc(d.asked, func(k keyDoc) bool { return k.name == key }) {
+		d.asked = append(d.asked, keyDoc{key, required})
+	}
+	if !d.ok() {
+		return nil
+	}
+	x := d.m[key]
+	if x == nil && required {
+		d.err = d.p.errf(d.node, "check %q of kind %s: missing key %q", d.c.ID, d.c.Kind, key)
+	}
+	return x
+}
+
+// failf records an error at n (the check's line when n is nil).
+func (d *decoder) failf(n *yaml.Node, format string, args ...any) {
+	if d.ok() {
+		if n == nil {
+			n = d.node
+		}
+		d.err = d.p.errf(n, format, args...)
+	}
+}
+
+func (d *decoder) set(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+// node returns the node of a key already asked for (for messages).
+func (d *decoder) nodeOf(key string) *yaml.Node {
+	if d.m == nil {
+		return nil
+	}
+	return d.m[key]
+}
+
+// str reads a text key into dst (left as is when absent).
+func (d *decoder) str(key string, dst *string, required bool) bool {
+	x := d.key(key, required)
+	if x == nil {
+		return false
+	}
+	v, err := d.p.str(x, key)
+	d.set(err)
+	if err == nil {
+		*dst = v
+	}
+	return err == nil
+}
+
+// regexp reads a regular expression key: its source into src, compiled into
+// re (nil when absent).
+func (d *decoder) regexp(key string, src *string, re **regexp.Regexp, required bool) {
+	if !d.str(key, src, required) {
+		return
+	}
+	r, err := d.p.regex(d.m[key], *src, key)
+	d.set(err)
+	*re = r
+}
+
+// integer reads a whole number key; negative values are an error unless
+// negativeOK.
+func (d *decoder) integer(key string, dst *int, negativeOK bool) bool {
+	x := d.key(key, false)
+	if x == nil {
+		return false
+	}
+	v, err := d.p.integer(x, key)
+	if err == nil && v < 0 && !negativeOK {
+		err = d.p.errf(x, "%q must not be negative", key)
+	}
+	d.set(err)
+	if err == nil {
+		*dst = v
+	}
+	return err == nil
+}
+
+// positive reads a number > 0.
+func (d *decoder) positive(key string, dst *float64) {
+	if x := d.key(key, false); x != nil {
+		v, err := d.p.positive(x, key)
+		d.set(err)
+		*dst = v
+	}
+}
+
+// boolean reads true/false into dst; it returns whether the key was given.
+func (d *decoder) boolean(key string, dst *bool) bool {
+	x := d.key(key, false)
+	if x == nil {
+		return false
+	}
+	v, err := d.p.boolean(x, key)
+	d.set(err)
+	*dst = v
+	return err == nil
+}
+
+// optBool reads true/false into a pointer left nil when the key is absent.
+func (d *decoder) optBool(key string, dst **bool) {
+	var v bool
+	if d.boolean(key, &v) {
+		*dst = &v
+	}
+}
+
+// count reads a whole number or "cpus".
+func (d *decoder) count(key string, dst **Count) {
+	x := d.key(key, false)
+	if x == nil {
+		return
+	}
+	if x.Kind == yaml.ScalarNode && x.Value == "cpus" {
+		*dst = &Count{CPUs: true}
+		return
+	}
+	v, err := d.p.integer(x, key)
+	switch {
+	case err != nil:
+		d.failf(x, "%q must be a whole number or \"cpus\"", key)
+	case v < 0:
+		d.failf(x, "%q must not be negative", key)
+	default:
+		*dst = &Count{N: v}
+	}
+}
+
+// strList reads a text or a non-empty list of texts.
+func (d *decoder) strList(key string, dst *[]string, required bool) {
+	if x := d.key(key, required); x != nil {
+		v, err := d.p.strList(x, key)
+		d.set(err)
+		*dst = v
+	}
+}
+
+// regexList reads a regular expression or a list of them.
+func (d *decoder) regexList(key string, src *[]string, res *[]*regexp.Regexp) {
+	if x := d.key(key, false); x != nil {
+		s, r, err := d.p.regexList(x, key)
+		d.set(err)
+		*src, *res = s, r
+	}
+}
+
+// urlPath reads a request path the probe can put on a command line safely.
+func (d *decoder) urlPath(key string, dst *string, required bool) {
+	given := d.str(key, dst, required)
+	if d.ok() && (given || *dst != "") && !urlPathRe.MatchString(*dst) {
+		d.failf(d.nodeOf(key), "%q is not a request path (it starts with / and has no spaces or quotes)", *dst)
+	}
+}
+
+var urlPathRe = regexp.MustCompile(`^/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$`)
+
+// target reads `server:` (single, cluster or any; def when absent) and
+// `port:` into the check's Server and Port: the app server the check is
+// about (see env.pick).
+func (d *decoder) target(def string) {
+	d.c.Server = def
+	if d.str("server", &d.c.Server, false) && !slices.Contains([]string{ServerAny, ServerSingle, ServerCluster}, d.c.Server) {
+		d.failf(d.nodeOf("server"), "check %q: server must be single, cluster or any, not %q", d.c.ID, d.c.Server)
+	}
+	if d.integer("port", &d.c.Port, true) && (d.c.Port < 1 || d.c.Port > 65535) {
+		d.failf(d.nodeOf("port"), "check %q: port %d out of range 1-65535", d.c.ID, d.c.Port)
+	}
+}
+
+// addUnique appends s to list unless it is there.
+func addUnique(list []string, s string) []string {
+	if !slices.Contains(list, s) {
+		list = append(list, s)
+	}
+	return list
+}
+
+// env is what checks read while grading one host: nothing else, so that a
+// check is a pure function of the facts and bench results.
+type env struct {
+	f       *HostFacts
+	bench   []BenchSummary
+	servers []Server
+}
+
+func newEnv(r *Rubric, f *HostFacts, bench []BenchSummary) *env {
+	e := &env{f: f, bench: bench}
+	if f.Reachable {
+		e.servers = f.Servers(r.AppRe())
+	}
+	return e
+}
+
+// eval runs one check against the host.
+func (e *env) eval(c *Check) Result {
+	if c.Params == nil {
+		return errorf("tipo de comprobación desconocido %q", c.Kind)
+	}
+	return c.Params.eval(e, c)
+}
+
+// Evaluate runs one check of r against facts and bench results: what Score
+// does for every check, for tests and tools that look at one check.
+func Evaluate(r *Rubric, c *Check, facts HostFacts, bench []BenchSummary) Result {
+	if !facts.Reachable {
+		return Result{Outcome: Error, Reason: "host inalcanzable: " + facts.Error}
+	}
+	res := newEnv(r, &facts, bench).eval(c)
+	res.ID, res.Name, res.Kind, res.Weight = c.ID, c.Name, c.Kind, c.Weight
+	return res
+}
+
+// pick returns the servers a check is about (its Server role and Port). When
+// none fits, res is the outcome to report (fail with what was seen, or error
+// when the probe could not tell).
+func (e *env) pick(c *Check) (match []Server, res *Result) {
 	var seen, unknown []Server
 	for _, s := range e.servers {
 		if c.Port != 0 && s.Port != c.Port {
@@ -74,7 +422,7 @@ func portsOf(ss []Server) string {
 	return "el puerto " + strings.Join(p, ", ")
 }
 
-func (e *evalEnv) listenersSeen() string {
+func (e *env) listenersSeen() string {
 	var ports []string
 	for _, l := range e.f.Listeners {
 		p := strconv.Itoa(l.Port)
@@ -91,18 +439,6 @@ func (e *evalEnv) listenersSeen() string {
 	return "puertos a la escucha: " + strings.Join(ports, ", ")
 }
 
-func describeHTTP(h HTTPProbe) string {
-	s := fmt.Sprintf("GET :%d%s → ", h.Port, h.Path)
-	if h.Status == 0 {
-		return s + "sin respuesta (" + h.Error + ")"
-	}
-	s += strconv.Itoa(h.Status) + " «" + clip(h.Body, 60) + "»"
-	if h.Millis >= 0 {
-		s += " en " + fmtMillis(h.Millis)
-	}
-	return s
-}
-
 func fmtMillis(ms float64) string {
 	if ms >= 10000 {
 		return fmt.Sprintf("%.1f s", ms/1000)
@@ -113,109 +449,6 @@ func fmtMillis(ms float64) string {
 	return fmt.Sprintf("%.1f ms", ms)
 }
 
-// ErrNoHTTPClient is the HTTPProbe.Error the probe reports when the host had
-// no way to make a request (no curl, wget or bash).
-const ErrNoHTTPClient = "no http client on the host"
-
-func (e *evalEnv) http(c *Check) Result {
-	servers, res := e.pick(c)
-	if res != nil {
-		return *res
-	}
-	var fails []string
-	var errs []string
-	for _, s := range servers {
-		h, ok := e.f.HTTPAt(s.Port, c.Path)
-		if !ok {
-			errs = append(errs, fmt.Sprintf("el sondeo no pidió GET %s en el puerto %d", c.Path, s.Port))
-			continue
-		}
-		if h.Status == 0 && h.Error == ErrNoHTTPClient {
-			errs = append(errs, "el host no tiene curl, wget ni bash para hacer peticiones")
-			continue
-		}
-		ev := describeHTTP(h)
-		switch {
-		case h.Status != c.Status:
-			if h.Status == 0 {
-				fails = append(fails, ev)
-			} else {
-				fails = append(fails, fmt.Sprintf("%s: se esperaba el estado %d", ev, c.Status))
-			}
-		case c.bodyRe != nil && !c.bodyRe.MatchString(h.Body):
-			fails = append(fails, fmt.Sprintf("%s: la respuesta no casa con /%s/", ev, c.Body))
-		case c.MaxMS > 0 && (h.Millis < 0 || h.Millis > c.MaxMS):
-			fails = append(fails, fmt.Sprintf("%s: más de %s", ev, fmtMillis(c.MaxMS)))
-		default:
-			return pass(ev + " — " + s.Describe())
-		}
-	}
-	if len(fails) == 0 {
-		return errorf("%s", strings.Join(errs, "; "))
-	}
-	return failed(strings.Join(fails, "; "), "respuesta incorrecta")
-}
-
-func (e *evalEnv) port(c *Check) Result {
-	servers, res := e.pick(c)
-	if res != nil {
-		return *res
-	}
-	var fails []string
-	for _, s := range servers {
-		n := len(s.Workers)
-		if s.Unknown {
-			return Result{Outcome: Error, Evidence: s.Describe(), Reason: "no se pudo ver qué procesos sirven el puerto"}
-		}
-		if c.MinWorkers != nil {
-			want, ok := c.MinWorkers.Resolve(e.f.CPUs)
-			if !ok {
-				return errorf("no se conoce el número de CPU del host")
-			}
-			if n < want {
-				fails = append(fails, fmt.Sprintf("%s: %d workers, se esperaban al menos %d", s.Describe(), n, want))
-				continue
-			}
-		}
-		if c.MaxWorkers != nil {
-			want, ok := c.MaxWorkers.Resolve(e.f.CPUs)
-			if !ok {
-				return errorf("no se conoce el número de CPU del host")
-			}
-			if n > want {
-				fails = append(fails, fmt.Sprintf("%s: %d workers, se esperaban como mucho %d", s.Describe(), n, want))
-				continue
-			}
-		}
-		return pass(s.Describe())
-	}
-	return failed(strings.Join(fails, "; "), "número de workers incorrecto")
-}
-
-func procLine(p Process) string {
-	return fmt.Sprintf("pid %d %s: %s", p.PID, p.User, clip(p.Cmdline, 100))
-}
-
-func (e *evalEnv) process(c *Check) Result {
-	if len(e.f.Processes) == 0 {
-		return errorf("el sondeo no obtuvo la lista de procesos")
-	}
-	var lines []string
-	for _, p := range e.f.Processes {
-		if c.cmdlineRe.MatchString(p.Cmdline) && (c.userRe == nil || c.userRe.MatchString(p.User)) {
-			lines = append(lines, procLine(p))
-		}
-	}
-	ev := strings.Join(firstN(lines, 3), "; ")
-	if len(lines) >= c.Min && len(lines) > 0 {
-		return pass(ev)
-	}
-	if len(lines) == 0 {
-		return failed("ningún proceso casa con /"+c.Cmdline+"/", "el proceso no está en ejecución")
-	}
-	return failed(ev, "%d procesos, se esperaban al menos %d", len(lines), c.Min)
-}
-
 func firstN(s []string, n int) []string {
 	if len(s) > n {
 		return append(s[:n:n], fmt.Sprintf("(y %d más)", len(s)-n))
@@ -223,511 +456,16 @@ func firstN(s []string, n int) []string {
 	return s
 }
 
-// lineOf returns the (trimmed) line of s where re matches, with its number.
-func lineOf(s string, re *regexp.Regexp) string {
-	loc := re.FindStringIndex(s)
-	if loc == nil {
-		return ""
-	}
-	start := strings.LastIndexByte(s[:loc[0]], '\n') + 1
-	end := strings.IndexByte(s[loc[0]:], '\n')
-	if end < 0 {
-		end = len(s)
-	} else {
-		end += loc[0]
-	}
-	n := strings.Count(s[:start], "\n") + 1
-	return fmt.Sprintf("línea %d: %s", n, clip(s[start:end], 100))
+func pass(evidence string) Result { return Result{Outcome: Pass, Evidence: evidence} }
+
+func failed(evidence, format string, args ...any) Result {
+	return Result{Outcome: Fail, Evidence: evidence, Reason: fmt.Sprintf(format, args...)}
 }
 
-func (e *evalEnv) file(c *Check) Result {
-	var ok, near []string
-	for _, f := range e.f.Files {
-		if !c.pathRe.MatchString(f.Path) {
-			continue
-		}
-		missing := ""
-		for i, re := range c.containsRe {
-			if !re.MatchString(f.Content) {
-				missing = fmt.Sprintf("%s: no contiene /%s/", f.Path, c.Contains[i])
-				if f.Truncated {
-					missing += " (solo se leyó el principio)"
-				}
-				break
-			}
-		}
-		if missing == "" {
-			for i, re := range c.notRe {
-				if re.MatchString(f.Content) {
-					missing = fmt.Sprintf("%s: contiene /%s/ (%s)", f.Path, c.NotContains[i], lineOf(f.Content, re))
-					break
-				}
-			}
-		}
-		if missing != "" {
-			near = append(near, missing)
-			continue
-		}
-		ev := f.Path
-		if len(c.containsRe) > 0 {
-			ev += " " + lineOf(f.Content, c.containsRe[0])
-		}
-		ok = append(ok, ev)
-	}
-	if len(ok) >= c.Min && len(ok) > 0 {
-		return pass(strings.Join(firstN(ok, 3), "; "))
-	}
-	if len(ok) > 0 {
-		return failed(strings.Join(firstN(ok, 3), "; "), "%d ficheros, se esperaban al menos %d", len(ok), c.Min)
-	}
-	if len(near) > 0 {
-		return failed(strings.Join(firstN(near, 4), "; "), "ningún fichero %s con el contenido esperado", c.PathGlob)
-	}
-	return failed(fmt.Sprintf("%d ficheros de proyecto vistos", len(e.f.Files)), "ningún fichero %s", c.PathGlob)
+func errorf(format string, args ...any) Result {
+	return Result{Outcome: Error, Reason: fmt.Sprintf(format, args...)}
 }
 
-// CommandKey is the name under which the probe reports the output of a
-// command the rubric asked for.
-func CommandKey(run string) string {
-	h := fnv.New32a()
-	h.Write([]byte(run))
-	return fmt.Sprintf("c%08x", h.Sum32())
-}
-
-func (e *evalEnv) command(c *Check) Result {
-	key := CommandKey(c.Run)
-	for _, r := range e.f.Commands {
-		if r.Name != key {
-			continue
-		}
-		ev := fmt.Sprintf("$ %s → salida %d «%s»", clip(c.Run, 60), r.Exit, clip(r.Output, 100))
-		if c.Exit != nil && r.Exit != *c.Exit {
-			return failed(ev, "se esperaba la salida %d", *c.Exit)
-		}
-		if c.outputRe != nil && !c.outputRe.MatchString(r.Output) {
-			return failed(ev, "la salida no casa con /%s/", c.Output)
-		}
-		return pass(ev)
-	}
-	return errorf("el sondeo no ejecutó «%s»", clip(c.Run, 60))
-}
-
-func unitLine(u Unit) string {
-	s := u.Name + ": " + u.Enabled + ", " + u.Active
-	if u.Sub != "" {
-		s += " (" + u.Sub + ")"
-	}
-	if u.Load == "not-found" {
-		s = u.Name + ": no existe"
-	}
-	return s
-}
-
-func (e *evalEnv) systemd(c *Check) Result {
-	re, _ := globRegexp(c.Unit)
-	var fails []string
-	for _, u := range e.f.Units {
-		if !re.MatchString(u.Name) || u.Load == "not-found" {
-			continue
-		}
-		ev := unitLine(u)
-		if c.Enabled != nil && (u.Enabled == "enabled") != *c.Enabled {
-			fails = append(fails, ev)
-			continue
-		}
-		if c.Active != nil && (u.Active == "active") != *c.Active {
-			fails = append(fails, ev)
-			continue
-		}
-		return pass(ev)
-	}
-	if len(fails) > 0 {
-		var want []string
-		if c.Enabled != nil {
-			want = append(want, map[bool]string{true: "habilitada", false: "deshabilitada"}[*c.Enabled])
-		}
-		if c.Active != nil {
-			want = append(want, map[bool]string{true: "activa", false: "parada"}[*c.Active])
-		}
-		return failed(strings.Join(fails, "; "), "se esperaba la unidad %s", strings.Join(want, " y "))
-	}
-	if !e.hasSystemd() {
-		return errorf("el host no tiene systemd (o el sondeo no pudo consultarlo)")
-	}
-	return failed("", "no existe la unidad %s", c.Unit)
-}
-
-func (e *evalEnv) hasSystemd() bool {
-	for _, n := range e.f.Notes {
-		if strings.HasPrefix(n, "systemd:") {
-			return false
-		}
-	}
-	return true
-}
-
-type pm2Group struct {
-	name, script string
-	apps         []PM2App
-	daemon       string
-}
-
-func (g pm2Group) online() int {
-	n := 0
-	for _, a := range g.apps {
-		if a.Status == "online" {
-			n++
-		}
-	}
-	return n
-}
-
-func (g pm2Group) describe() string {
-	modes := map[string]int{}
-	var ms []string
-	for _, a := range g.apps {
-		if modes[a.ExecMode] == 0 {
-			ms = append(ms, a.ExecMode)
-		}
-		modes[a.ExecMode]++
-	}
-	restarts := 0
-	var statuses []string
-	for _, a := range g.apps {
-		restarts += a.Restarts
-		if a.Status != "online" && !slices.Contains(statuses, a.Status) {
-			statuses = append(statuses, a.Status)
-		}
-	}
-	s := fmt.Sprintf("pm2 jlist: «%s» (%s) %s ×%d, online %d/%d", g.name, g.script, strings.Join(ms, "+"), len(g.apps), g.online(), len(g.apps))
-	if len(statuses) > 0 {
-		s += " (" + strings.Join(statuses, ", ") + ")"
-	}
-	if g.apps[0].Instances != "" {
-		s += ", instances: " + g.apps[0].Instances
-	}
-	return s + fmt.Sprintf(", reinicios %d", restarts)
-}
-
-func (e *evalEnv) pm2(c *Check) Result {
-	var groups []pm2Group
-	var errs []string
-	for _, d := range e.f.PM2 {
-		if d.Error != "" {
-			errs = append(errs, d.Home+": "+d.Error)
-		}
-		for _, a := range d.Apps {
-			if c.appRe != nil && !c.appRe.MatchString(a.Name) && !c.appRe.MatchString(a.Script) {
-				continue
-			}
-			i := slices.IndexFunc(groups, func(g pm2Group) bool { return g.name == a.Name && g.daemon == d.Home })
-			if i < 0 {
-				groups = append(groups, pm2Group{name: a.Name, script: a.Script, daemon: d.Home})
-				i = len(groups) - 1
-			}
-			groups[i].apps = append(groups[i].apps, a)
-		}
-	}
-	if len(groups) == 0 {
-		if len(errs) > 0 {
-			return errorf("no se pudo leer pm2 jlist: %s", strings.Join(errs, "; "))
-		}
-		if len(e.f.PM2) == 0 {
-			ev := ""
-			for _, d := range e.f.PM2Dumps {
-				ev = fmt.Sprintf("hay un volcado %s con %d procesos", d.Path, len(d.Apps))
-			}
-			return failed(ev, "PM2 no está en ejecución")
-		}
-		return failed("pm2 jlist: []", "PM2 no gestiona ninguna aplicación%s", map[bool]string{true: " que case con /" + c.App + "/", false: ""}[c.App != ""])
-	}
-	var fails []string
-	for _, g := range groups {
-		ev := g.describe()
-		if c.ExecMode != "" {
-			want := c.ExecMode + "_mode"
-			bad := false
-			for _, a := range g.apps {
-				if a.ExecMode != want {
-					bad = true
-				}
-			}
-			if bad {
-				fails = append(fails, ev+": exec_mode no es "+want)
-				continue
-			}
-		}
-		if c.Instances != nil {
-			want, ok := c.Instances.Resolve(e.f.CPUs)
-			if !ok {
-				return errorf("no se conoce el número de CPU del host")
-			}
-			if g.online() < want {
-				fails = append(fails, fmt.Sprintf("%s: se esperaban %d instancias online (%s)", ev, want, c.Instances))
-				continue
-			}
-		}
-		if c.Online && g.online() < len(g.apps) || c.Online && len(g.apps) == 0 {
-			fails = append(fails, ev+": no todas las instancias están online")
-			continue
-		}
-		if c.Saved {
-			saved := ""
-			for _, d := range e.f.PM2Dumps {
-				for _, a := range d.Apps {
-					if a.Name == g.name {
-						saved = d.Path
-					}
-				}
-			}
-			if saved == "" {
-				fails = append(fails, ev+": no está guardada con pm2 save (no aparece en dump.pm2)")
-				continue
-			}
-			ev += ", guardada en " + saved
-		}
-		return pass(ev)
-	}
-	return failed(strings.Join(fails, "; "), "la aplicación de PM2 no cumple lo pedido")
-}
-
-func (e *evalEnv) tool(c *Check) Result {
-	for _, want := range c.Tools {
-		for _, t := range e.f.Tools {
-			if strings.EqualFold(t.Name, want) {
-				ev := t.Name
-				if t.Version != "" {
-					ev += " " + t.Version
-				}
-				if t.Path != "" {
-					ev += " (" + t.Path + ")"
-				}
-				return pass(ev)
-			}
-		}
-	}
-	var have []string
-	for _, t := range e.f.Tools {
-		have = append(have, t.Name)
-	}
-	return failed("instalado: "+strings.Join(have, ", "), "no está instalado ninguno de: %s", strings.Join(c.Tools, ", "))
-}
-
-func (e *evalEnv) history(c *Check) Result {
-	var lines []string
-	for _, h := range e.f.History {
-		if c.patternRe.MatchString(h.Line) {
-			lines = append(lines, clip(h.Line, 100))
-		}
-	}
-	if len(lines) >= c.Min && len(lines) > 0 {
-		return pass(strings.Join(firstN(lines, 3), " | "))
-	}
-	if len(lines) > 0 {
-		return failed(strings.Join(lines, " | "), "%d órdenes en el historial, se esperaban al menos %d", len(lines), c.Min)
-	}
-	return failed(fmt.Sprintf("%d líneas de historial relevantes vistas", len(e.f.History)), "el historial no muestra /%s/", c.Pattern)
-}
-
-func (e *evalEnv) benchCheck(c *Check) Result {
-	if len(e.bench) == 0 {
-		return skipf("no hay resultados de deploylab bench para este host")
-	}
-	latest := map[string]BenchSummary{}
-	for _, b := range e.bench {
-		if b.Route != c.Route {
-			continue
-		}
-		if old, ok := latest[b.Server]; !ok || !b.At.Before(old.At) {
-			latest[b.Server] = b
-		}
-	}
-	si, okS := latest[ServerSingle]
-	cl, okC := latest[ServerCluster]
-	desc := func(b BenchSummary) string {
-		s := fmt.Sprintf("%s %.0f rps (p50 %s, p99 %s", b.Server, b.RPS, fmtMillis(b.P50us/1000), fmtMillis(b.P99us/1000))
-		if b.Errors > 0 {
-			s += fmt.Sprintf(", %d errores", b.Errors)
-		}
-		if b.Tool != "" {
-			s += ", " + b.Tool
-		}
-		return s + ")"
-	}
-	switch {
-	case !okS && !okC:
-		var routes []string
-		for _, b := range e.bench {
-			if !slices.Contains(routes, b.Route) {
-				routes = append(routes, b.Route)
-			}
-		}
-		return failed("rutas medidas: "+strings.Join(routes, ", "), "no hay resultados para %s", c.Route)
-	case !okS:
-		return failed(c.Route+": "+desc(cl), "falta el resultado del servidor sin cluster")
-	case !okC:
-		return failed(c.Route+": "+desc(si), "falta el resultado del servidor en cluster")
-	}
-	ev := c.Route + ": " + desc(si) + ", " + desc(cl)
-	if si.RPS > 0 {
-		ev += fmt.Sprintf(": ×%.2f", cl.RPS/si.RPS)
-	}
-	if c.ClusterBeatsSingle || c.MinSpeedup > 0 {
-		min := c.MinSpeedup
-		if si.RPS <= 0 {
-			return errorf("el resultado sin cluster tiene 0 rps")
-		}
-		sp := cl.RPS / si.RPS
-		if min > 0 && sp < min || min == 0 && sp <= 1 {
-			want := "más rps que sin cluster"
-			if min > 0 {
-				want = fmt.Sprintf("al menos ×%.2f", min)
-			}
-			return failed(ev, "el cluster no rinde %s", want)
-		}
-	}
-	return pass(ev)
-}
-
-func (e *evalEnv) blocking(c *Check) Result {
-	servers, res := e.pick(c)
-	if res != nil {
-		return *res
-	}
-	limit := c.MaxMS
-	if limit == 0 {
-		limit = 1000
-	}
-	var fails, errs []string
-	for _, s := range servers {
-		var b *BlockingProbe
-		for i := range e.f.Blocking {
-			if e.f.Blocking[i].Port == s.Port {
-				b = &e.f.Blocking[i]
-			}
-		}
-		if b == nil {
-			errs = append(errs, fmt.Sprintf("el sondeo no hizo la prueba de bloqueo en el puerto %d", s.Port))
-			continue
-		}
-		if b.Error != "" {
-			errs = append(errs, fmt.Sprintf("puerto %d: %s", s.Port, b.Error))
-			continue
-		}
-		heavy := fmt.Sprintf("GET :%d%s → %d en %s", s.Port, b.HeavyPath, b.HeavyStatus, fmtMillis(b.HeavyMillis))
-		if b.HeavyStatus == 0 {
-			heavy = fmt.Sprintf("GET :%d%s sin terminar tras %s", s.Port, b.HeavyPath, fmtMillis(b.HeavyMillis))
-		}
-		short := fmt.Sprintf("GET :%d%s → %d en %s", s.Port, b.ShortPath, b.ShortStatus, fmtMillis(b.ShortMillis))
-		if b.ShortStatus == 0 {
-			short = fmt.Sprintf("GET :%d%s sin respuesta tras %s", s.Port, b.ShortPath, fmtMillis(b.ShortMillis))
-		}
-		ev := fmt.Sprintf("petición pesada %s; corta, enviada %s después: %s", heavy, fmtMillis(b.OffsetMillis), short)
-		if b.ShortStatus == 0 || b.ShortMillis > limit {
-			fails = append(fails, ev)
-			continue
-		}
-		if b.HeavyStatus != 0 && b.HeavyMillis <= b.OffsetMillis+b.ShortMillis {
-			errs = append(errs, ev+": no concluyente, la petición pesada terminó antes que la corta")
-			continue
-		}
-		return pass(ev + " — " + s.Describe())
-	}
-	if len(fails) > 0 {
-		return failed(strings.Join(fails, "; "), "la petición corta esperó a la pesada (más de %s): el servidor se bloquea", fmtMillis(limit))
-	}
-	return errorf("%s", strings.Join(errs, "; "))
-}
-
-func (e *evalEnv) respawn(c *Check) Result {
-	if e.f.Active == nil {
-		return skipf("solo se comprueba con --active")
-	}
-	servers, res := e.pick(c)
-	if res != nil {
-		return *res
-	}
-	for _, s := range servers {
-		for _, o := range e.f.Active.Respawn {
-			if o.Port != s.Port {
-				continue
-			}
-			ev := fmt.Sprintf("puerto %d: se mató el worker %d", o.Port, o.KilledPID)
-			if o.Respawned {
-				ev += fmt.Sprintf("; el worker %d lo sustituyó en %s", o.NewPID, fmtMillis(float64(o.After.Microseconds())/1000))
-			}
-			if o.Detail != "" {
-				ev += "; " + o.Detail
-			}
-			if o.Respawned {
-				return pass(ev)
-			}
-			return failed(ev, "el worker no se volvió a levantar")
-		}
-	}
-	return errorf("no hay observación de respawn para el puerto %d", servers[0].Port)
-}
-
-func (e *evalEnv) reload(c *Check) Result {
-	if e.f.Active == nil {
-		return skipf("solo se comprueba con --active")
-	}
-	servers, res := e.pick(c)
-	if res != nil {
-		return *res
-	}
-	for _, s := range servers {
-		for _, o := range e.f.Active.Reload {
-			if o.Port != s.Port {
-				continue
-			}
-			ev := fmt.Sprintf("puerto %d: %d peticiones durante la recarga, %d fallidas", o.Port, o.Requests, o.Failed)
-			if o.Detail != "" {
-				ev += "; " + o.Detail
-			}
-			if o.Requests == 0 {
-				return Result{Outcome: Error, Evidence: ev, Reason: "no se llegó a enviar ninguna petición"}
-			}
-			if o.Failed > c.MaxFailed {
-				return failed(ev, "se perdieron peticiones (máximo %d)", c.MaxFailed)
-			}
-			return pass(ev)
-		}
-	}
-	return errorf("no hay observación de recarga para el puerto %d", servers[0].Port)
-}
-
-func (e *evalEnv) anyOf(c *Check) Result {
-	var fails, errs, skips []string
-	for i := range c.Checks {
-		alt := &c.Checks[i]
-		r := e.eval(alt)
-		label := alt.Name
-		if label == "" {
-			label = alt.ID
-		}
-		switch r.Outcome {
-		case Pass:
-			return pass(label + ": " + r.Evidence)
-		case Fail:
-			s := label + ": " + r.Reason
-			if r.Evidence != "" {
-				s += " (" + r.Evidence + ")"
-			}
-			fails = append(fails, s)
-		case Error:
-			errs = append(errs, label+": "+r.Reason)
-		case Skip:
-			skips = append(skips, label+": "+r.Reason)
-		}
-	}
-	switch {
-	case len(errs) > 0:
-		r := errorf("%s", strings.Join(errs, "; "))
-		r.Evidence = strings.Join(fails, "; ")
-		return r
-	case len(fails) > 0:
-		return failed(strings.Join(fails, "; "), "no se cumple ninguna alternativa")
-	}
-	return skipf("%s", strings.Join(skips, "; "))
+func skipf(format string, args ...any) Result {
+	return Result{Outcome: Skip, Reason: fmt.Sprintf(format, args...)}
 }

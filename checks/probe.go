@@ -51,29 +51,12 @@ var DefaultUnits = []string{"pm2-*.service", "deploylab-*.service"}
 // ProbeOptions returns what the probe must observe for the rubric's checks.
 func (r *Rubric) ProbeOptions() ProbeOptions {
 	o := ProbeOptions{Units: slices.Clone(DefaultUnits)}
-	add := func(list []string, s string) []string {
-		if !slices.Contains(list, s) {
-			list = append(list, s)
-		}
-		return list
-	}
 	r.walk(func(c *Check) {
 		if c.Port != 0 && !slices.Contains(o.Ports, c.Port) {
 			o.Ports = append(o.Ports, c.Port)
 		}
-		switch c.Kind {
-		case KindHTTP:
-			o.Paths = add(o.Paths, c.Path)
-		case KindBlocking:
-			o.BlockHeavy, o.BlockShort = c.Heavy, c.Short
-		case KindSystemd:
-			o.Units = add(o.Units, c.Unit)
-		case KindFile:
-			if strings.HasPrefix(c.PathGlob, "/") && !strings.Contains(c.PathGlob, "**") && !strings.ContainsAny(c.PathGlob, "{'\"") {
-				o.Files = add(o.Files, c.PathGlob)
-			}
-		case KindCommand:
-			o.Commands = add(o.Commands, c.Run)
+		if p, ok := c.Params.(prober); ok {
+			p.probe(&o)
 		}
 	})
 	if len(o.Paths) == 0 {

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -15,57 +14,6 @@ import (
 
 	"github.com/deploylab/deploylab/internal/fail"
 )
-
-// Kind is a check kind, as written in the rubric's `kind:` key.
-type Kind string
-
-// The check kinds.
-const (
-	KindHTTP     Kind = "http"     // GET a path on a server: status, body regex, latency
-	KindPort     Kind = "port"     // which processes serve a port, how many workers
-	KindProcess  Kind = "process"  // a process whose command line matches
-	KindFile     Kind = "file"     // a file exists (and contains / does not contain)
-	KindCommand  Kind = "command"  // a command the probe ran: exit status, output
-	KindSystemd  Kind = "systemd"  // a systemd unit: active, enabled
-	KindPM2      Kind = "pm2"      // PM2 apps from `pm2 jlist`: mode, instances, online, saved
-	KindTool     Kind = "tool"     // a tool is installed (loadtest, loadgen…)
-	KindHistory  Kind = "history"  // shell history shows a command was run
-	KindBench    Kind = "bench"    // bench results: both servers, cluster beats single
-	KindBlocking Kind = "blocking" // a short request stays fast while a heavy one runs
-	KindRespawn  Kind = "respawn"  // a killed worker comes back (--active only)
-	KindReload   Kind = "reload"   // a reload loses no request (--active only)
-	KindAnyOf    Kind = "any_of"   // passes when one of its alternatives passes
-)
-
-// keysByKind lists the keys each kind accepts besides the common ones.
-var keysByKind = map[Kind][]string{
-	KindHTTP:     {"server", "port", "path", "status", "body", "max_ms"},
-	KindPort:     {"server", "port", "min_workers", "max_workers"},
-	KindProcess:  {"cmdline", "user", "min"},
-	KindFile:     {"path", "contains", "not_contains", "min"},
-	KindCommand:  {"run", "exit", "output"},
-	KindSystemd:  {"unit", "active", "enabled"},
-	KindPM2:      {"app", "exec_mode", "instances", "online", "saved"},
-	KindTool:     {"any"},
-	KindHistory:  {"pattern", "min"},
-	KindBench:    {"route", "cluster_beats_single", "min_speedup"},
-	KindBlocking: {"server", "port", "max_ms", "heavy", "short"},
-	KindRespawn:  {"server", "port"},
-	KindReload:   {"server", "port", "max_failed"},
-	KindAnyOf:    {"checks"},
-}
-
-var commonCheckKeys = []string{"id", "name", "kind", "weight"}
-
-// Kinds returns the known check kinds, sorted.
-func Kinds() []Kind {
-	ks := make([]Kind, 0, len(keysByKind))
-	for k := range keysByKind {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
 
 // Server roles a check can select.
 const (
@@ -127,8 +75,8 @@ type Criterion struct {
 	Line   int
 }
 
-// Check is one declared expectation. Which fields are used depends on Kind;
-// the decoder rejects keys that do not apply to the kind.
+// Check is one declared expectation: the keys every check has, and the
+// parameters of its kind (Params, decoded by the kind's file kind_*.go).
 type Check struct {
 	ID     string
 	Name   string
@@ -136,80 +84,18 @@ type Check struct {
 	Weight float64
 	Line   int
 
-	// Server selects the server role (single, cluster, any) for http, port,
-	// blocking, respawn and reload; Port pins a port (0: any).
+	// Server selects the server role (single, cluster, any) and Port pins a
+	// port (0: any), for the kinds that are about an app server (http, port,
+	// blocking, respawn, reload); empty for the others.
 	Server string
 	Port   int
 
-	// http
-	Path   string
-	Status int
-	Body   string
-	MaxMS  float64 // http and blocking: latency bound in ms (0: none)
-	bodyRe *regexp.Regexp
-
-	// port
-	MinWorkers *Count
-	MaxWorkers *Count
-
-	// process (Cmdline, User, Min); file (PathGlob, Contains, NotContains, Min);
-	// history (Pattern, Min)
-	Cmdline     string
-	User        string
-	Min         int
-	PathGlob    string
-	Contains    []string
-	NotContains []string
-	Pattern     string
-	cmdlineRe   *regexp.Regexp
-	userRe      *regexp.Regexp
-	pathRe      *regexp.Regexp
-	containsRe  []*regexp.Regexp
-	notRe       []*regexp.Regexp
-	patternRe   *regexp.Regexp
-
-	// command
-	Run      string
-	Exit     *int
-	Output   string
-	outputRe *regexp.Regexp
-
-	// systemd: Unit is a name or a glob (pm2-*.service).
-	Unit    string
-	Active  *bool
-	Enabled *bool
-
-	// pm2: App matches the app's name or script; ExecMode is "cluster" or
-	// "fork"; Instances is the minimum number of online instances.
-	App       string
-	ExecMode  string
-	Instances *Count
-	Online    bool
-	Saved     bool
-	appRe     *regexp.Regexp
-
-	// tool: any of these names installed.
-	Tools []string
-
-	// bench
-	Route              string
-	ClusterBeatsSingle bool
-	MinSpeedup         float64
-
-	// blocking: Heavy is sent first, Short while it runs.
-	Heavy string
-	Short string
-
-	// reload
-	MaxFailed int
-
-	// any_of
+	// Checks are the alternatives of an any_of check.
 	Checks []Check
-}
 
-// DefaultHeavyPath is the blocking experiment's heavy request: about 5 s of
-// work for the practice's app.
-const DefaultHeavyPath = "/api/5000000000"
+	// Params are the kind's own parameters.
+	Params Params
+}
 
 // DefaultAppProcess is the app process pattern used when the rubric has none.
 const DefaultAppProcess = `(^|/)(node|nodejs|bun|deno)(\s|$)|^PM2 v|(^|/)(sumserver|sumcluster)(\s|$)`
@@ -302,17 +188,25 @@ func parseRubric(name string, data []byte) (*Rubric, error) {
 	if cn.Kind != yaml.SequenceNode || len(cn.Content) == 0 {
 		return nil, p.errf(cn, "\"criteria\" must be a non-empty list")
 	}
-	seen := map[string]bool{}
+	ids := map[string]int{}   // id → line
+	names := map[string]int{} // folded name → line
 	sum := 0.0
 	for _, n := range cn.Content {
 		c, err := p.criterion(n)
 		if err != nil {
 			return nil, err
 		}
-		if seen[c.ID] {
-			return nil, p.errf(n, "duplicate criterion id %q", c.ID)
+		if line, dup := ids[c.ID]; dup {
+			return nil, p.errf(n, "duplicate criterion id %q (also at line %d)", c.ID, line)
 		}
-		seen[c.ID] = true
+		ids[c.ID] = n.Line
+		// The name heads the criterion's column in notas.xlsx: two criteria
+		// with one name would share (and overwrite) the teacher's marks.
+		folded := strings.ToLower(strings.Join(strings.Fields(c.Name), " "))
+		if line, dup := names[folded]; dup {
+			return nil, p.errf(n, "duplicate criterion name %q (also at line %d): the names head the columns of notas.xlsx", c.Name, line)
+		}
+		names[folded] = n.Line
 		sum += c.Points
 		r.Criteria = append(r.Criteria, c)
 	}
@@ -399,6 +293,10 @@ func (p *rubricParser) id(m map[string]*yaml.Node, n *yaml.Node, what string) (s
 	return s, nil
 }
 
+var commonCheckKeys = []string{"id", "name", "kind", "weight"}
+
+// check decodes one check: the common keys here, the kind's own keys by the
+// kind's decode (see kinds.go).
 func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
 	if n.Kind != yaml.MappingNode {
 		return Check{}, p.errf(n, "a check must be a mapping")
@@ -413,17 +311,19 @@ func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
 	if kn == nil {
 		return Check{}, p.errf(n, "check: missing key \"kind\"")
 	}
-	kind := Kind(kn.Value)
-	extra, ok := keysByKind[kind]
+	def, ok := registry[Kind(kn.Value)]
 	if !ok || kn.Kind != yaml.ScalarNode {
 		return Check{}, p.errf(kn, "unknown check kind %q (known: %s)", kn.Value, joinKinds())
 	}
-	allowed := append(slices.Clone(commonCheckKeys), extra...)
-	m, err := p.mapping(n, "check of kind "+string(kind), allowed)
+	allowed := slices.Clone(commonCheckKeys)
+	for _, k := range def.keys {
+		allowed = append(allowed, k.name)
+	}
+	m, err := p.mapping(n, "check of kind "+string(def.kind), allowed)
 	if err != nil {
 		return Check{}, err
 	}
-	c := Check{Kind: kind, Line: n.Line, Weight: 1}
+	c := Check{Kind: def.kind, Line: n.Line, Weight: 1}
 	if c.ID, err = p.id(m, n, "check"); err != nil {
 		return c, err
 	}
@@ -440,267 +340,10 @@ func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
 			return c, err
 		}
 	}
-	if err := p.params(&c, m, n); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
-// params decodes the kind-specific keys of c.
-func (p *rubricParser) params(c *Check, m map[string]*yaml.Node, n *yaml.Node) error {
-	var err error
-	str := func(key string, dst *string) error {
-		if x := m[key]; x != nil && err == nil {
-			*dst, err = p.str(x, key)
-		}
-		return err
-	}
-	re := func(key string, src string, dst **regexp.Regexp) error {
-		if x := m[key]; x != nil && err == nil {
-			*dst, err = p.regex(x, src, key)
-		}
-		return err
-	}
-	integer := func(key string, dst *int) error {
-		if x := m[key]; x != nil && err == nil {
-			*dst, err = p.integer(x, key)
-			if err == nil && *dst < 0 {
-				err = p.errf(x, "%q must not be negative", key)
-			}
-		}
-		return err
-	}
-	boolean := func(key string, dst *bool) error {
-		if x := m[key]; x != nil && err == nil {
-			*dst, err = p.boolean(x, key)
-		}
-		return err
-	}
-	need := func(keys ...string) error {
-		for _, k := range keys {
-			if m[k] == nil && err == nil {
-				err = p.errf(n, "check %q of kind %s: missing key %q", c.ID, c.Kind, k)
-			}
-		}
-		return err
-	}
-	count := func(key string, dst **Count) error {
-		x := m[key]
-		if x == nil || err != nil {
-			return err
-		}
-		if x.Kind == yaml.ScalarNode && x.Value == "cpus" {
-			*dst = &Count{CPUs: true}
-			return nil
-		}
-		var v int
-		if v, err = p.integer(x, key); err != nil {
-			err = p.errf(x, "%q must be a whole number or \"cpus\"", key)
-			return err
-		}
-		if v < 0 {
-			err = p.errf(x, "%q must not be negative", key)
-			return err
-		}
-		*dst = &Count{N: v}
-		return nil
-	}
-
-	if _, ok := m["server"]; ok {
-		_ = str("server", &c.Server)
-		if err == nil && !slices.Contains([]string{ServerAny, ServerSingle, ServerCluster}, c.Server) {
-			err = p.errf(m["server"], "check %q: server must be single, cluster or any, not %q", c.ID, c.Server)
-		}
-	}
-	if x := m["port"]; x != nil && err == nil && c.Kind != KindFile {
-		c.Port, err = p.integer(x, "port")
-		if err == nil && (c.Port < 1 || c.Port > 65535) {
-			err = p.errf(x, "check %q: port %d out of range 1-65535", c.ID, c.Port)
-		}
-	}
-	if x := m["max_ms"]; x != nil && err == nil {
-		c.MaxMS, err = p.positive(x, "max_ms")
-	}
-
-	switch c.Kind {
-	case KindHTTP:
-		if c.Server == "" {
-			c.Server = ServerAny
-		}
-		c.Status = 200
-		_ = need("path")
-		_ = str("path", &c.Path)
-		if err == nil {
-			err = p.urlPath(m["path"], c.Path)
-		}
-		_ = integer("status", &c.Status)
-		_ = str("body", &c.Body)
-		_ = re("body", c.Body, &c.bodyRe)
-	case KindPort:
-		if c.Server == "" {
-			c.Server = ServerAny
-		}
-		_ = count("min_workers", &c.MinWorkers)
-		_ = count("max_workers", &c.MaxWorkers)
-	case KindProcess:
-		c.Min = 1
-		_ = need("cmdline")
-		_ = str("cmdline", &c.Cmdline)
-		_ = re("cmdline", c.Cmdline, &c.cmdlineRe)
-		_ = str("user", &c.User)
-		_ = re("user", c.User, &c.userRe)
-		_ = integer("min", &c.Min)
-	case KindFile:
-		c.Min = 1
-		_ = need("path")
-		_ = str("path", &c.PathGlob)
-		if err == nil {
-			c.pathRe, err = globRegexp(c.PathGlob)
-			if err != nil {
-				err = p.errf(m["path"], "check %q: bad path pattern %q: %v", c.ID, c.PathGlob, err)
-			}
-		}
-		if x := m["contains"]; x != nil && err == nil {
-			c.Contains, c.containsRe, err = p.regexList(x, "contains")
-		}
-		if x := m["not_contains"]; x != nil && err == nil {
-			c.NotContains, c.notRe, err = p.regexList(x, "not_contains")
-		}
-		_ = integer("min", &c.Min)
-	case KindCommand:
-		_ = need("run")
-		_ = str("run", &c.Run)
-		if x := m["exit"]; x != nil && err == nil {
-			var v int
-			if v, err = p.integer(x, "exit"); err == nil {
-				c.Exit = &v
-			}
-		}
-		_ = str("output", &c.Output)
-		_ = re("output", c.Output, &c.outputRe)
-		if err == nil && c.Exit == nil && c.outputRe == nil {
-			zero := 0
-			c.Exit = &zero
-		}
-	case KindSystemd:
-		_ = need("unit")
-		_ = str("unit", &c.Unit)
-		if err == nil && !unitRe.MatchString(c.Unit) {
-			err = p.errf(m["unit"], "check %q: %q is not a unit name or glob", c.ID, c.Unit)
-		}
-		for _, key := range []string{"active", "enabled"} {
-			if x := m[key]; x != nil && err == nil {
-				var v bool
-				if v, err = p.boolean(x, key); err == nil {
-					if key == "active" {
-						c.Active = &v
-					} else {
-						c.Enabled = &v
-					}
-				}
-			}
-		}
-		if err == nil && c.Active == nil && c.Enabled == nil {
-			err = p.errf(n, "check %q: say active: and/or enabled:", c.ID)
-		}
-	case KindPM2:
-		_ = str("app", &c.App)
-		_ = re("app", c.App, &c.appRe)
-		_ = str("exec_mode", &c.ExecMode)
-		if err == nil && c.ExecMode != "" && c.ExecMode != "cluster" && c.ExecMode != "fork" {
-			err = p.errf(m["exec_mode"], "check %q: exec_mode must be cluster or fork", c.ID)
-		}
-		_ = count("instances", &c.Instances)
-		_ = boolean("online", &c.Online)
-		_ = boolean("saved", &c.Saved)
-	case KindTool:
-		_ = need("any")
-		if x := m["any"]; x != nil && err == nil {
-			c.Tools, err = p.strList(x, "any")
-		}
-	case KindHistory:
-		c.Min = 1
-		_ = need("pattern")
-		_ = str("pattern", &c.Pattern)
-		_ = re("pattern", c.Pattern, &c.patternRe)
-		_ = integer("min", &c.Min)
-	case KindBench:
-		_ = need("route")
-		_ = str("route", &c.Route)
-		if err == nil {
-			err = p.urlPath(m["route"], c.Route)
-		}
-		_ = boolean("cluster_beats_single", &c.ClusterBeatsSingle)
-		if x := m["min_speedup"]; x != nil && err == nil {
-			c.MinSpeedup, err = p.positive(x, "min_speedup")
-		}
-	case KindBlocking:
-		if c.Server == "" {
-			c.Server = ServerCluster
-		}
-		c.Heavy, c.Short = DefaultHeavyPath, "/"
-		_ = str("heavy", &c.Heavy)
-		_ = str("short", &c.Short)
-		if err == nil {
-			err = p.urlPath(m["heavy"], c.Heavy)
-		}
-		if err == nil {
-			err = p.urlPath(m["short"], c.Short)
-		}
-	case KindRespawn:
-		if c.Server == "" {
-			c.Server = ServerCluster
-		}
-	case KindReload:
-		if c.Server == "" {
-			c.Server = ServerCluster
-		}
-		_ = integer("max_failed", &c.MaxFailed)
-	case KindAnyOf:
-		_ = need("checks")
-		x := m["checks"]
-		if err == nil && (x.Kind != yaml.SequenceNode || len(x.Content) < 2) {
-			err = p.errf(x, "check %q: any_of needs a list of at least two alternatives", c.ID)
-		}
-		if err == nil {
-			seen := map[string]bool{}
-			for _, a := range x.Content {
-				alt, e := p.check(a, true)
-				if e != nil {
-					return e
-				}
-				if alt.Kind == KindAnyOf {
-					return p.errf(a, "check %q: any_of cannot nest another any_of", alt.ID)
-				}
-				if seen[alt.ID] {
-					return p.errf(a, "check %q: duplicate alternative id %q", c.ID, alt.ID)
-				}
-				seen[alt.ID] = true
-				c.Checks = append(c.Checks, alt)
-			}
-		}
-	}
-	return err
-}
-
-var unitRe = regexp.MustCompile(`^[A-Za-z0-9@_.:*?\\-]+\.(service|socket|timer|target)$`)
-
-// urlPath accepts a request path the probe can put on a command line safely.
-var urlPathRe = regexp.MustCompile(`^/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$`)
-
-func (p *rubricParser) urlPath(n *yaml.Node, s string) error {
-	if !urlPathRe.MatchString(s) {
-		return p.errf(n, "%q is not a request path (it starts with / and has no spaces or quotes)", s)
-	}
-	return nil
-}
-
-func joinKinds() string {
-	var s []string
-	for _, k := range Kinds() {
-		s = append(s, string(k))
-	}
-	return strings.Join(s, ", ")
+	c.Params = def.new()
+	d := &decoder{p: p, c: &c, node: n, m: m, nested: nested}
+	c.Params.decode(d)
+	return c, d.err
 }
 
 // mapping checks n is a mapping with only allowed keys, no duplicates.
@@ -831,52 +474,6 @@ func (p *rubricParser) regexList(n *yaml.Node, key string) ([]string, []*regexp.
 		res = append(res, re)
 	}
 	return srcs, res, nil
-}
-
-// globRegexp turns a path glob into a regexp: a pattern without a slash
-// matches a file's base name; with a slash, the whole path ("*" does not cross
-// "/", "**" does). A pattern may also be a regexp written as re:….
-func globRegexp(g string) (*regexp.Regexp, error) {
-	if src, ok := strings.CutPrefix(g, "re:"); ok {
-		return regexp.Compile(src)
-	}
-	if g == "" {
-		return nil, errors.New("empty pattern")
-	}
-	var b strings.Builder
-	if strings.Contains(g, "/") {
-		b.WriteString("^")
-	} else {
-		b.WriteString("(^|/)")
-	}
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; c {
-		case '*':
-			if i+1 < len(g) && g[i+1] == '*' {
-				b.WriteString(".*")
-				i++
-			} else {
-				b.WriteString("[^/]*")
-			}
-		case '?':
-			b.WriteString("[^/]")
-		case '{':
-			j := strings.IndexByte(g[i:], '}')
-			if j < 0 {
-				return nil, errors.New("unclosed {")
-			}
-			alts := strings.Split(g[i+1:i+j], ",")
-			for k := range alts {
-				alts[k] = regexp.QuoteMeta(alts[k])
-			}
-			b.WriteString("(" + strings.Join(alts, "|") + ")")
-			i += j
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
 }
 
 // Automatic returns the criteria scored from checks.

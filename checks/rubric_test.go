@@ -131,7 +131,7 @@ func TestParseRubricGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := r.Criteria[0].Checks[0]
-	if c.Server != ServerAny || c.Status != 200 || c.Line != 8 || c.Weight != 1 {
+	if c.Server != ServerAny || c.Params.(*httpCheck).Status != 200 || c.Line != 8 || c.Weight != 1 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if _, err := LoadRubric("testdata/nope.yaml"); fail.KindOf(err) != fail.Usage || !errors.Is(err, fs.ErrNotExist) {

@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -81,10 +80,7 @@ func Score(r *Rubric, facts HostFacts, bench []BenchSummary) Scorecard {
 	if !facts.Reachable && rep.Reason == "" {
 		rep.Reason = "host no sondeado"
 	}
-	env := &evalEnv{r: r, f: &facts, bench: bench}
-	if facts.Reachable {
-		env.servers = facts.Servers(r.AppRe())
-	}
+	env := newEnv(r, &facts, bench)
 	for _, c := range r.Criteria {
 		cr := CriterionResult{ID: c.ID, Name: c.Name, Points: c.Points, Manual: c.Manual}
 		if c.Manual {
@@ -129,60 +125,4 @@ func Score(r *Rubric, facts HostFacts, bench []BenchSummary) Scorecard {
 
 func round2(v float64) float64 {
 	return math.Round(v*100) / 100
-}
-
-// evalEnv is what checks read while grading one host.
-type evalEnv struct {
-	r       *Rubric
-	f       *HostFacts
-	bench   []BenchSummary
-	servers []Server
-}
-
-func (e *evalEnv) eval(c *Check) Result {
-	switch c.Kind {
-	case KindHTTP:
-		return e.http(c)
-	case KindPort:
-		return e.port(c)
-	case KindProcess:
-		return e.process(c)
-	case KindFile:
-		return e.file(c)
-	case KindCommand:
-		return e.command(c)
-	case KindSystemd:
-		return e.systemd(c)
-	case KindPM2:
-		return e.pm2(c)
-	case KindTool:
-		return e.tool(c)
-	case KindHistory:
-		return e.history(c)
-	case KindBench:
-		return e.benchCheck(c)
-	case KindBlocking:
-		return e.blocking(c)
-	case KindRespawn:
-		return e.respawn(c)
-	case KindReload:
-		return e.reload(c)
-	case KindAnyOf:
-		return e.anyOf(c)
-	}
-	return errorf("tipo de comprobación desconocido %q", c.Kind)
-}
-
-func pass(evidence string) Result { return Result{Outcome: Pass, Evidence: evidence} }
-
-func failed(evidence, format string, args ...any) Result {
-	return Result{Outcome: Fail, Evidence: evidence, Reason: fmt.Sprintf(format, args...)}
-}
-
-func errorf(format string, args ...any) Result {
-	return Result{Outcome: Error, Reason: fmt.Sprintf(format, args...)}
-}
-
-func skipf(format string, args ...any) Result {
-	return Result{Outcome: Skip, Reason: fmt.Sprintf(format, args...)}
 }

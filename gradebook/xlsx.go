@@ -169,12 +169,8 @@ func benchRoute(r *checks.Rubric, opts XLSXOptions) string {
 	if opts.BenchRoute != "" {
 		return opts.BenchRoute
 	}
-	for _, c := range r.Criteria {
-		for _, ch := range c.Checks {
-			if ch.Kind == checks.KindBench {
-				return ch.Route
-			}
-		}
+	if route := r.BenchRoute(); route != "" {
+		return route
 	}
 	return "/api/500000"
 }
@@ -577,63 +573,4 @@ func writeRubrica(x *excelize.File, st styles, r *checks.Rubric) error {
 }
 
 // checkParams describes a check's declared parameters in one line.
-func checkParams(c checks.Check) string {
-	var p []string
-	add := func(k, v string) {
-		if v != "" {
-			p = append(p, k+"="+v)
-		}
-	}
-	add("server", c.Server)
-	if c.Port != 0 {
-		add("port", strconv.Itoa(c.Port))
-	}
-	add("path", c.Path)
-	if c.Kind == checks.KindHTTP {
-		add("status", strconv.Itoa(c.Status))
-	}
-	add("body", c.Body)
-	if c.MaxMS > 0 {
-		add("max_ms", fmtScore(c.MaxMS))
-	}
-	if c.MinWorkers != nil {
-		add("min_workers", c.MinWorkers.String())
-	}
-	add("cmdline", c.Cmdline)
-	add("path", c.PathGlob)
-	for _, s := range c.Contains {
-		add("contains", s)
-	}
-	for _, s := range c.NotContains {
-		add("not_contains", s)
-	}
-	add("pattern", c.Pattern)
-	add("run", c.Run)
-	add("unit", c.Unit)
-	if c.Active != nil {
-		add("active", strconv.FormatBool(*c.Active))
-	}
-	if c.Enabled != nil {
-		add("enabled", strconv.FormatBool(*c.Enabled))
-	}
-	add("exec_mode", c.ExecMode)
-	if c.Instances != nil {
-		add("instances", c.Instances.String())
-	}
-	if c.Online {
-		add("online", "true")
-	}
-	if c.Saved {
-		add("saved", "true")
-	}
-	add("any", strings.Join(c.Tools, ","))
-	add("route", c.Route)
-	if c.ClusterBeatsSingle {
-		add("cluster_beats_single", "true")
-	}
-	if c.Kind == checks.KindBlocking {
-		add("heavy", c.Heavy)
-		add("short", c.Short)
-	}
-	return strings.Join(p, "  ")
-}
+func checkParams(c checks.Check) string { return c.Describe() }

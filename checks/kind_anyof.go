@@ -1,0 +1,85 @@
+package checks
+
+import (
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// KindAnyOf: passes when one of its alternatives (checks of other kinds, no weights) passes.
+const KindAnyOf Kind = "any_of"
+
+func init() {
+	register(KindAnyOf, "passes when one of its alternatives (checks of other kinds, no weights) passes", func() Params { return &anyOfCheck{} })
+}
+
+// anyOfCheck passes when one of the check's alternatives (Check.Checks)
+// passes; it fails when they all fail, and ends in error when none passed
+// and one could not be made.
+type anyOfCheck struct{}
+
+func (*anyOfCheck) decode(d *decoder) {
+	x := d.key("checks", true)
+	if x == nil {
+		return
+	}
+	if x.Kind != yaml.SequenceNode || len(x.Content) < 2 {
+		d.failf(x, "check %q: any_of needs a list of at least two alternatives", d.c.ID)
+		return
+	}
+	seen := map[string]bool{}
+	for _, a := range x.Content {
+		alt, err := d.p.check(a, true)
+		if err != nil {
+			d.set(err)
+			return
+		}
+		if alt.Kind == KindAnyOf {
+			d.failf(a, "check %q: any_of cannot nest another any_of", alt.ID)
+			return
+		}
+		if seen[alt.ID] {
+			d.failf(a, "check %q: duplicate alternative id %q", d.c.ID, alt.ID)
+			return
+		}
+		seen[alt.ID] = true
+		d.c.Checks = append(d.c.Checks, alt)
+	}
+}
+
+func (*anyOfCheck) describe(func(k, v string)) {}
+
+func (*anyOfCheck) eval(e *env, c *Check) Result {
+	var fails, errs, skips []string
+	for i := range c.Checks {
+		alt := &c.Checks[i]
+		r := e.eval(alt)
+		label := alt.Name
+		if label == "" {
+			label = alt.ID
+		}
+		switch r.Outcome {
+		case Pass:
+			return pass(label + ": " + r.Evidence)
+		case Fail:
+			s := label + ": " + r.Reason
+			if r.Evidence != "" {
+				s += " (" + r.Evidence + ")"
+			}
+			fails = append(fails, s)
+		case Error:
+			errs = append(errs, label+": "+r.Reason)
+		case Skip:
+			skips = append(skips, label+": "+r.Reason)
+		}
+	}
+	switch {
+	case len(errs) > 0:
+		r := errorf("%s", strings.Join(errs, "; "))
+		r.Evidence = strings.Join(fails, "; ")
+		return r
+	case len(fails) > 0:
+		return failed(strings.Join(fails, "; "), "no se cumple ninguna alternativa")
+	}
+	return skipf("%s", strings.Join(skips, "; "))
+}
