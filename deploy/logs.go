@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"path"
 	"strings"
@@ -70,10 +71,11 @@ func Logs(ctx context.Context, targets []Target, w io.Writer, o LogsOptions) err
 			if line == "" {
 				continue
 			}
+			// The host's log lines: escaped (no terminal sequences).
 			if o.Prefix {
-				fmt.Fprintf(w, "%s | %s\n", host, line)
+				fmt.Fprintf(w, "%s | %s\n", host, safetext.Line(line))
 			} else {
-				fmt.Fprintln(w, line)
+				fmt.Fprintln(w, safetext.Line(line))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"path"
 	"sort"
@@ -370,9 +371,9 @@ func WriteLs(w io.Writer, hosts []HostStatus) error {
 		}
 		b.WriteString("\n")
 		if h.Error != "" {
-			fmt.Fprintf(&b, "  error: %s\n", h.Error)
+			fmt.Fprintf(&b, "  error: %s\n", safetext.Line(h.Error))
 			if h.Hint != "" {
-				fmt.Fprintf(&b, "  hint: %s\n", h.Hint)
+				fmt.Fprintf(&b, "  hint: %s\n", safetext.Line(h.Hint))
 			}
 			continue
 		}
@@ -389,7 +390,8 @@ func WriteLs(w io.Writer, hosts []HostStatus) error {
 			if p.Uptime > 0 {
 				up = FormatUptime(time.Duration(p.Uptime * float64(time.Second)))
 			}
-			fmt.Fprintf(&b, "  %-12s %-8s %-9s %7s %7s %8d %5.1f%% %9s %9s\n", name, mode, p.Status, pid, up, p.Restarts, p.CPU, FormatBytes(p.Memory), served)
+			// Names, modes and statuses come from the host (pm2 jlist).
+			fmt.Fprintf(&b, "  %-12s %-8s %-9s %7s %7s %8d %5.1f%% %9s %9s\n", safetext.Line(name), safetext.Line(mode), safetext.Line(p.Status), pid, up, p.Restarts, p.CPU, FormatBytes(p.Memory), served)
 		}
 		for _, s := range h.Services {
 			row(s.Name, s.Mode, s)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"strings"
 )
@@ -21,10 +22,11 @@ func TaskLine(host string, hostWidth int, r TaskResult) string {
 		msg = r.Error
 	}
 	if msg != "" {
-		b.WriteString("  " + msg)
+		// Errors may quote what the host printed: one escaped line.
+		b.WriteString("  " + safetext.Line(msg))
 	}
 	if r.Hint != "" && (r.Status == Failed || r.Status == Unreachable) {
-		fmt.Fprintf(&b, "\n%-*s  hint: %s", hostWidth, "", r.Hint)
+		fmt.Fprintf(&b, "\n%-*s  hint: %s", hostWidth, "", safetext.Line(r.Hint))
 	}
 	return strings.TrimRight(b.String(), " ")
 }

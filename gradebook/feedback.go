@@ -18,6 +18,7 @@ var outcomeMark = map[checks.Outcome]string{
 // every check whether it passed, with what was observed and, when a point was
 // lost, why.
 func Feedback(r *checks.Rubric, row Row, m Manual) string {
+	row = safeRow(row)
 	var b strings.Builder
 	title := r.Title
 	if title == "" {

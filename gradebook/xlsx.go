@@ -154,7 +154,7 @@ func WriteXLSX(path string, r *checks.Rubric, rows []Row, opts XLSXOptions) erro
 	if err != nil {
 		return err
 	}
-	x, err := buildXLSX(r, rows, manual, opts)
+	x, err := buildXLSX(r, safeRows(rows), manual, opts)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", path, err)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/deploylab/deploylab/internal/safetext"
 )
 
 // Result is what a command printed and how it exited. A non-zero ExitCode is
@@ -51,6 +53,7 @@ func (e *ExitError) Error() string {
 	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 		msg = msg[i+1:] // the last line is usually the one that says why
 	}
+	msg = safetext.Line(msg) // the host's words
 	if msg == "" {
 		return fmt.Sprintf("%s: exit status %d", shortCmd(e.Command), e.Result.ExitCode)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/deploylab/deploylab/internal/safetext"
 )
 
 // secretLog remembers which hosts a configured secret was sent to (by its
@@ -97,7 +99,7 @@ func sudoRefusal(user, addr string, r Result) error {
 		line = strings.TrimSpace(line)
 		for _, m := range sudoRefusals {
 			if strings.Contains(line, m) && (strings.HasPrefix(line, "sudo:") || strings.HasPrefix(line, "Sorry") || strings.HasPrefix(line, user)) {
-				reason := strings.TrimPrefix(line, "sudo: ")
+				reason := safetext.Line(strings.TrimPrefix(line, "sudo: "))
 				if m == "Sorry, try again." || m == "incorrect password attempt" {
 					reason = "the sudo password is wrong"
 				}

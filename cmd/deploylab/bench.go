@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"os"
 	"strings"
@@ -197,7 +198,7 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 			if h.Err == nil {
 				continue
 			}
-			fmt.Fprintf(r.stderr, "%v\n", h.Err) // already "host: ..."
+			fmt.Fprintf(r.stderr, "%s\n", safetext.Line(h.Err.Error())) // already "host: ..."
 			if hint := fail.HintOf(h.Err); hint != "" {
 				fmt.Fprintf(r.stderr, "%s: hint: %s\n", h.Target.Name, hint)
 			}
@@ -311,7 +312,7 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 				}
 				fmt.Fprintf(r.stdout, "\nid %s, at %s%s, url %s\n", x.ID, x.At.Local().Format("2006-01-02 15:04:05"), stack, x.Server.URL)
 				for _, n := range append(x.Notes, x.Result.Notes...) {
-					fmt.Fprintf(r.stdout, "note: %s\n", n)
+					fmt.Fprintf(r.stdout, "note: %s\n", safetext.Line(n))
 				}
 			}
 			return nil

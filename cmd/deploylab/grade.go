@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"os"
 	"strings"
@@ -201,7 +202,7 @@ func printGradeLine(w io.Writer, width int, h grade.HostResult, auto float64) {
 	case h.Interrupted:
 		s = "interrupted"
 	case !rep.Reachable:
-		s = "unreachable: " + rep.Reason
+		s = "unreachable: " + safetext.Line(rep.Reason)
 	default:
 		s = fmt.Sprintf("%s/%s", fmtPoints(rep.Score), fmtPoints(auto))
 		if rep.NeedsReview {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"os"
 	"os/signal"
@@ -54,11 +55,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func printError(w io.Writer, err error) {
 	if fail.KindOf(err) == fail.Interrupted {
-		fmt.Fprintf(w, "deploylab: interrupted: %v\n", err)
+		fmt.Fprintf(w, "deploylab: interrupted: %s\n", safetext.Text(err.Error()))
 	} else {
-		fmt.Fprintf(w, "deploylab: error: %v\n", err)
+		fmt.Fprintf(w, "deploylab: error: %s\n", safetext.Text(err.Error()))
 	}
 	if hint := fail.HintOf(err); hint != "" {
-		fmt.Fprintf(w, "hint: %s\n", hint)
+		fmt.Fprintf(w, "hint: %s\n", safetext.Text(hint))
 	}
 }
