@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/bench/loadtestfmt"
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/payload/loadgen"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -54,10 +54,22 @@ type Options struct {
 	Store *Store
 	// Forks is how many hosts run at once; 0 means 10.
 	Forks int
+	// Timeout bounds each host's whole bench (0: the run's default, see
+	// fleet.WithDefaults).
+	Timeout time.Duration
 	// Progress is told what happens; nil means nothing is shown.
 	Progress Progress
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// TargetsOf are the bench targets of a run's hosts.
+func TargetsOf(ts []fleet.Target) []Target {
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		out[i] = Target{Name: t.Name, Address: t.Host.Address, Student: t.Student, Remote: t.Host}
+	}
+	return out
 }
 
 // HostResult is what one host did.
@@ -153,20 +165,22 @@ func Run(ctx context.Context, targets []Target, opts Options) (*Outcome, error) 
 	for i, t := range targets {
 		out.Hosts[i].Target = t
 	}
-	forks.Each(ctx, len(targets), opts.Forks, func(i int) {
-		t := targets[i]
-		h := &hostRun{opts: &opts, target: t, batch: out.Batch}
-		err := h.run(ctx)
-		if err != nil && ctx.Err() != nil && fail.KindOf(err) == fail.Failed {
-			err = fail.New(fail.Interrupted, "", err)
-		}
-		out.Hosts[i].Records, out.Hosts[i].Err = h.records, err
-		opts.Progress.HostDone(t.Name, err)
-	}, func(i int) {
-		t := targets[i]
-		out.Hosts[i].Err = fail.New(fail.Interrupted, "", fmt.Errorf("%s: %w", t.Name, ctx.Err()))
-		opts.Progress.HostDone(t.Name, out.Hosts[i].Err)
-	})
+	fleet.Each(ctx, len(targets), fleet.Options{Forks: opts.Forks, Timeout: opts.Timeout, Name: func(i int) string { return targets[i].Name }},
+		func(ctx context.Context, i int) ([]*Record, error) {
+			h := &hostRun{opts: &opts, target: targets[i], batch: out.Batch}
+			err := h.run(ctx)
+			return h.records, err
+		}, func(r fleet.Result[[]*Record]) {
+			// Each run was stored as it finished (Store.Save); this is the
+			// host's end.
+			t := targets[r.Index]
+			err := r.Err
+			if err != nil && ctx.Err() != nil && fail.KindOf(err) == fail.Failed {
+				err = fail.New(fail.Interrupted, "", err)
+			}
+			out.Hosts[r.Index].Records, out.Hosts[r.Index].Err = r.Value, err
+			opts.Progress.HostDone(t.Name, err)
+		})
 	opts.Progress.Wait()
 	return out, out.Err()
 }

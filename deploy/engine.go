@@ -18,10 +18,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -125,13 +126,9 @@ type Task struct {
 	Do func(ctx context.Context, h *HostRun) TaskResult
 }
 
-// Target is a host to run on.
-type Target struct {
-	// Name is the inventory name, used in every report.
-	Name string
-	// Host is how to reach it.
-	Host remote.Host
-}
+// Target is a host to run on: its Name (the inventory name, used in
+// every report) and Host (how to reach it).
+type Target = fleet.Target
 
 // DialFunc connects to a host.
 type DialFunc func(ctx context.Context, h remote.Host) (remote.Executor, error)
@@ -171,19 +168,32 @@ func Run(ctx context.Context, targets []Target, tasks []Task, o RunOptions) *Rec
 		o.Dial = func(ctx context.Context, h remote.Host) (remote.Executor, error) { return remote.Dial(ctx, h) }
 	}
 	rc := &Recap{Check: o.Check, Hosts: make([]*HostReport, len(targets))}
-	for i, t := range targets {
-		rc.Hosts[i] = &HostReport{Host: t.Name, Address: t.Host.Address}
-	}
-	forks.Each(ctx, len(targets), o.Forks, func(i int) {
-		runHost(ctx, targets[i], tasks, o, rc.Hosts[i])
-	}, func(i int) {
-		rep := rc.Hosts[i]
-		rep.fail(TaskResult{Task: "connect", Status: Failed, err: ctx.Err()})
-		rep.finish()
-		if o.Observer != nil {
-			o.Observer.HostDone(rep)
-		}
-	})
+	// One host's work fills its own report; a host given up (time limit,
+	// Ctrl-C, panic) gets a new one saying why, and its late events are
+	// dropped.
+	gone := make([]atomic.Bool, len(targets))
+	fleet.Each(ctx, len(targets), fleet.Options{Forks: o.Forks, Name: func(i int) string { return targets[i].Name }},
+		func(ctx context.Context, i int) (*HostReport, error) {
+			rep := &HostReport{Host: targets[i].Name, Address: targets[i].Host.Address}
+			ho := o
+			if o.Observer != nil {
+				ho.Observer = &stopObserver{Observer: o.Observer, gone: &gone[i]}
+			}
+			runHost(ctx, targets[i], tasks, ho, rep)
+			return rep, nil
+		}, func(r fleet.Result[*HostReport]) {
+			rep := r.Value
+			if r.Err != nil || rep == nil {
+				gone[r.Index].Store(true)
+				rep = &HostReport{Host: targets[r.Index].Name, Address: targets[r.Index].Host.Address}
+				rep.fail(TaskResult{Task: "connect", Status: Failed, err: r.Err})
+				rep.finish()
+				if o.Observer != nil {
+					o.Observer.HostDone(rep)
+				}
+			}
+			rc.Hosts[r.Index] = rep
+		})
 	rc.Duration = time.Since(start)
 	rc.Millis = rc.Duration.Milliseconds()
 	rc.count()
@@ -191,6 +201,36 @@ func Run(ctx context.Context, targets []Target, tasks []Task, o RunOptions) *Rec
 		rc.interrupted = ctx.Err()
 	}
 	return rc
+}
+
+// stopObserver passes a host's events on until the host is given up.
+type stopObserver struct {
+	Observer
+	gone *atomic.Bool
+}
+
+func (s *stopObserver) HostStart(host string) {
+	if !s.gone.Load() {
+		s.Observer.HostStart(host)
+	}
+}
+
+func (s *stopObserver) TaskStart(host, task string) {
+	if !s.gone.Load() {
+		s.Observer.TaskStart(host, task)
+	}
+}
+
+func (s *stopObserver) TaskDone(host string, r TaskResult) {
+	if !s.gone.Load() {
+		s.Observer.TaskDone(host, r)
+	}
+}
+
+func (s *stopObserver) HostDone(r *HostReport) {
+	if !s.gone.Load() {
+		s.Observer.HostDone(r)
+	}
 }
 
 func runHost(ctx context.Context, t Target, tasks []Task, o RunOptions, rep *HostReport) {

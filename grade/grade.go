@@ -10,15 +10,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/deploylab/deploylab/checks"
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/atomicfile"
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/internal/forks"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/deploylab/deploylab/render"
 )
@@ -43,6 +42,23 @@ type BenchSource interface {
 type Target struct {
 	Host    remote.Host
 	Student gradebook.Student
+}
+
+// TargetsOf are the grade targets of a run's hosts: each inventory host's
+// student, whose id is an email when it has an @, a gradebook id number
+// otherwise.
+func TargetsOf(ts []fleet.Target) []Target {
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		s := gradebook.Student{Name: t.Student, Host: t.Name}
+		if strings.Contains(t.ID, "@") {
+			s.Email = t.ID
+		} else {
+			s.ID = t.ID
+		}
+		out[i] = Target{Host: t.Host, Student: s}
+	}
+	return out
 }
 
 // DefaultHostTimeout bounds the work on one host (connect, probe, active
@@ -84,6 +100,9 @@ type Options struct {
 	Progress func(HostResult)
 	// Warn, if not nil, gets warnings (one line each).
 	Warn io.Writer
+
+	// saved, when set (by Run), keeps each host's result as it finishes.
+	saved func(HostResult)
 }
 
 // HostResult is what became of one host.
@@ -99,6 +118,9 @@ type HostResult struct {
 	Interrupted bool
 	// Sudo says whether the probe ran as root (directly or with sudo).
 	Sudo bool
+	// Recovered: this run did not finish the host; its row is the one an
+	// earlier, unfinished run saved in the journal (see JournalPath).
+	Recovered bool
 }
 
 // Summary is the outcome of a run.
@@ -147,8 +169,36 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Rows are journaled as each host finishes, so a crash keeps them; a
+	// journal left by an earlier run that did not finish gives the rows of
+	// the hosts this one does not finish.
+	jpath := JournalPath(o.Out)
+	earlier, bad, err := readJournal(jpath)
+	if err != nil {
+		return nil, err
+	}
+	if o.Warn != nil && (len(earlier) > 0 || bad > 0) {
+		fmt.Fprintf(o.Warn, "warning: %s holds %d rows of an earlier grade that did not finish (%d unreadable lines); they are used for hosts this run does not grade\n", jpath, len(earlier), bad)
+	}
+	j, err := openJournal(jpath)
+	if err != nil {
+		return nil, fail.New(fail.Usage, "make the directory of --out writable", err)
+	}
+	o.saved = func(h HostResult) {
+		if err := j.add(h); err != nil && o.Warn != nil {
+			fmt.Fprintf(o.Warn, "warning: %v; the rows are written at the end only\n", err)
+		}
+	}
 	start := time.Now()
 	hosts := Visit(ctx, o)
+	for i, h := range hosts {
+		if l, ok := earlier[h.Row.Key()]; ok && h.Interrupted {
+			hosts[i] = HostResult{Row: l.Row, Recovered: true}
+			if l.Err != "" {
+				hosts[i].Err = errors.New(l.Err)
+			}
+		}
+	}
 	sum := &Summary{Hosts: hosts, Elapsed: time.Since(start)}
 	rows := make([]gradebook.Row, len(hosts))
 	for i, h := range hosts {
@@ -169,7 +219,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	// Writing is local and quick: it goes on after a Ctrl-C.
 	if err := Write(o, rows, sum); err != nil {
+		j.close() // the journal keeps the rows for the next run
 		return sum, err
+	}
+	if err := j.remove(); err != nil && o.Warn != nil {
+		fmt.Fprintf(o.Warn, "warning: grade journal: %v\n", err)
 	}
 	return sum, outcome(ctx, sum)
 }
@@ -394,31 +448,56 @@ func outcome(ctx context.Context, sum *Summary) error {
 }
 
 // Visit grades every target, Forks at a time, and returns one result per
-// target in the targets' order. A cancelled ctx stops the visits; the hosts
-// not finished are marked Interrupted.
+// target in the targets' order. Each host runs within HostTimeout; a host
+// whose visit panics or does not stop in time gets a row saying why, and
+// the others are graded. o.Progress (and o.saved, when set) get each
+// host's result as soon as it finishes. A cancelled ctx stops the visits;
+// the hosts not finished are marked Interrupted.
 func Visit(ctx context.Context, o Options) []HostResult {
-	n := o.Forks
-	if n <= 0 {
-		n = DefaultForks
+	limit := o.HostTimeout
+	if limit <= 0 {
+		limit = DefaultHostTimeout
+	}
+	forks := o.Forks
+	if forks <= 0 {
+		forks = DefaultForks
 	}
 	out := make([]HostResult, len(o.Targets))
-	done := make([]bool, len(o.Targets))
-	var mu sync.Mutex
-	forks.Each(ctx, len(o.Targets), n, func(i int) {
-		res := GradeHost(ctx, o, o.Targets[i])
-		mu.Lock()
-		defer mu.Unlock()
-		out[i], done[i] = res, true
-		if o.Progress != nil {
-			o.Progress(res)
-		}
-	}, nil)
-	for i, t := range o.Targets {
-		if !done[i] {
-			out[i] = interrupted(o.Rubric, t, 0)
-		}
-	}
+	fleet.Each(ctx, len(o.Targets), fleet.Options{Forks: forks, Timeout: limit, Name: func(i int) string { return o.Targets[i].Student.Host }},
+		func(ctx context.Context, i int) (HostResult, error) {
+			return GradeHost(ctx, o, o.Targets[i]), nil
+		}, func(r fleet.Result[HostResult]) {
+			t := o.Targets[r.Index]
+			res := r.Value
+			switch {
+			case r.Interrupted:
+				res = interrupted(o.Rubric, t, r.Elapsed)
+			case r.Err != nil:
+				// The visit panicked or did not stop: the host's row says
+				// why; the others are not touched.
+				res = couldNotCheck(o.Rubric, t, r.Err, r.Elapsed)
+			}
+			out[r.Index] = res
+			if res.Interrupted {
+				return
+			}
+			if o.saved != nil {
+				o.saved(res)
+			}
+			if o.Progress != nil {
+				o.Progress(res)
+			}
+		})
 	return out
+}
+
+// couldNotCheck is the row of a host whose visit failed in deploylab
+// itself (a panic, a visit that did not stop): marked for review, with the
+// reason.
+func couldNotCheck(r *checks.Rubric, t Target, err error, elapsed time.Duration) HostResult {
+	reason := fleet.Escape(strings.TrimPrefix(err.Error(), t.Student.Host+": "))
+	rep := checks.Score(r, checks.HostFacts{Host: t.Student.Host, Error: "could not check: " + reason}, nil)
+	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: elapsed, Err: err}
 }
 
 // NotGradedReason is the reason given for hosts a cancelled run did not finish.

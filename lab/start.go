@@ -9,7 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/deploylab/deploylab/internal/forks"
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/inventory"
 	"io"
 	"math/big"
@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -141,15 +140,18 @@ func (l *Lab) start(ctx context.Context, opts Options, log io.Writer) error {
 		return err
 	}
 
-	// Make and boot the hosts, a few at a time.
+	// Make and boot the hosts, a few at a time. A Ctrl-C waits (Grace) for
+	// a boot under way to finish, so that Stop finds what it made.
 	fmt.Fprintf(log, "lab: booting %s\n", plural(opts.Hosts, "host"))
+	name := func(i int) string { return l.st.Hosts[i].Name }
 	errs := make([]error, opts.Hosts)
-	forks.Each(ctx, len(l.st.Hosts), 8, func(i int) {
+	fleet.Each(ctx, len(l.st.Hosts), fleet.Options{Forks: 8, Name: name, Grace: 2 * time.Minute}, func(ctx context.Context, i int) (struct{}, error) {
 		h := l.st.Hosts[i]
 		if err := l.bootHost(ctx, h, authorized, uid, gid, password); err != nil {
-			errs[i] = fmt.Errorf("%s: %w", h.Name, err)
+			return struct{}{}, fmt.Errorf("%s: %w", h.Name, err)
 		}
-	}, func(i int) { errs[i] = ctx.Err() })
+		return struct{}{}, nil
+	}, func(r fleet.Result[struct{}]) { errs[r.Index] = r.Err })
 	if err := firstError(ctx, errs); err != nil {
 		return err
 	}
@@ -169,17 +171,14 @@ func (l *Lab) start(ctx context.Context, opts Options, log io.Writer) error {
 	defer cancel()
 	fmt.Fprintf(log, "lab: waiting for ssh and systemd on %s\n", plural(opts.Hosts, "host"))
 	errs = make([]error, opts.Hosts)
-	var wg sync.WaitGroup
-	for i, h := range l.st.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.waitReady(wctx, h); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", h.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
+	fleet.Each(ctx, len(l.st.Hosts), fleet.Options{Forks: len(l.st.Hosts), Name: name}, func(_ context.Context, i int) (struct{}, error) {
+		h := l.st.Hosts[i]
+		// The boot deadline (wctx), not a per-host one.
+		if err := l.waitReady(wctx, h); err != nil {
+			return struct{}{}, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		return struct{}{}, nil
+	}, func(r fleet.Result[struct{}]) { errs[r.Index] = r.Err })
 	if err := firstError(ctx, errs); err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/deploylab/deploylab/bench"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/inventory"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -167,17 +166,16 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := selectHosts(cfg, "deploylab bench --host deploy@192.168.1.50")
+	hosts, err := targets(cfg, "deploylab bench --host deploy@192.168.1.50")
 	if err != nil {
 		return err
 	}
-	targets := benchTargets(hosts, cfg)
 	opts := r.benchOptions(cfg, plan, tool, store)
 	var endLive func()
 	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
 		return err
 	}
-	out, runErr := bench.Run(c.Context(), targets, opts)
+	out, runErr := bench.Run(c.Context(), bench.TargetsOf(hosts), opts)
 	if out == nil {
 		return runErr
 	}
@@ -322,15 +320,6 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 	addResultsDirFlag(c)
 	addBenchReportFlags(c, false)
 	return c
-}
-
-// benchTargets are the hosts to measure, with how to reach them.
-func benchTargets(hosts []inventory.Host, cfg *config.Config) []bench.Target {
-	targets := make([]bench.Target, 0, len(hosts))
-	for _, h := range hosts {
-		targets = append(targets, bench.Target{Name: h.Name, Address: h.Address, Student: h.Student, Remote: remoteHost(h, cfg)})
-	}
-	return targets
 }
 
 // benchOptions are the options of a bench run from the command line (plain

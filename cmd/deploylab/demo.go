@@ -96,7 +96,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := selectHosts(cfg, "deploylab bench --compare --host deploy@192.168.1.50")
+	hosts, err := targets(cfg, "deploylab bench --compare --host deploy@192.168.1.50")
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
 		return err
 	}
-	cmp, runErr := bench.Compare(c.Context(), benchTargets(hosts, cfg), compareStacks(c, cfg), opts)
+	cmp, runErr := bench.Compare(c.Context(), bench.TargetsOf(hosts), compareStacks(c, cfg), opts)
 	if cmp != nil && len(cmp.Records) > 0 {
 		fmt.Fprintln(r.stdout)
 		if err := bench.WriteComparison(r.stdout, cmp); err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/inventory"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -79,31 +78,6 @@ func newGradeCmd(r *rootCmd) *cobra.Command {
 	return c
 }
 
-// gradeTargets turns the configured hosts into grade targets.
-func gradeTargets(cfg *config.Config) ([]grade.Target, error) {
-	hosts, err := selectHosts(cfg, "deploylab grade -i clase.yaml --out notas.xlsx")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]grade.Target, len(hosts))
-	for i, h := range hosts {
-		out[i] = grade.Target{Host: remoteHost(h, cfg), Student: studentOf(h)}
-	}
-	return out, nil
-}
-
-// studentOf reads the student of an inventory host: its id is an email when
-// it has an @, a gradebook id number otherwise.
-func studentOf(h inventory.Host) gradebook.Student {
-	s := gradebook.Student{Name: h.Student, Host: h.Name}
-	if strings.Contains(h.ID, "@") {
-		s.Email = h.ID
-	} else {
-		s.ID = h.ID
-	}
-	return s
-}
-
 // gradebookID chooses the CSV's identifying column.
 func gradebookID(setting string, ts []grade.Target) gradebook.IDColumn {
 	switch setting {
@@ -146,10 +120,11 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	targets, err := gradeTargets(cfg)
+	hosts, err := targets(cfg, "deploylab grade -i clase.yaml --out notas.xlsx")
 	if err != nil {
 		return err
 	}
+	targets := grade.TargetsOf(hosts)
 	auto := 0.0
 	for _, cr := range rubric.Automatic() {
 		auto += cr.Points

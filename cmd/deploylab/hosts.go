@@ -7,9 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/config"
-	"github.com/deploylab/deploylab/internal/fail"
-	"github.com/deploylab/deploylab/inventory"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -36,63 +35,10 @@ func addHostFlags(c *cobra.Command) {
 	f.Duration("timeout", 30*time.Second, "time limit for connecting to a host")
 }
 
-// selectHosts reads the inventory (or the one --host) and applies --limit.
-// example is a command line shown when no host was given.
-func selectHosts(cfg *config.Config, example string) ([]inventory.Host, error) {
-	var inv *inventory.Inventory
-	var err error
-	switch {
-	case cfg.Inventory != "":
-		inv, err = inventory.Load(cfg.Inventory)
-	case cfg.Host != "":
-		inv, err = inventory.FromHost(cfg.Host, inventory.Vars{})
-	default:
-		return nil, fail.Errorf(fail.Usage, "e.g. "+example, "no hosts: give --host ADDRESS or -i INVENTORY")
-	}
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := inv.Select(cfg.Limit)
-	if err != nil {
-		return nil, err
-	}
-	// A malformed known_hosts is one usage error, before any host is visited.
-	var files []string
-	for _, h := range hosts {
-		files = append(files, config.ExpandHome(pick(h.KnownHosts, cfg.KnownHosts)))
-	}
-	if err := remote.CheckKnownHosts(files...); err != nil {
-		return nil, err
-	}
-	return hosts, nil
-}
-
-// remoteHost is how to reach an inventory host: the inventory's settings,
-// and cfg's (flags, environment, file) for what it leaves empty.
-// pick is a if set, else b.
-func pick(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func remoteHost(h inventory.Host, cfg *config.Config) remote.Host {
-	rh := remote.Host{
-		Name:            h.Name,
-		Address:         h.Address,
-		Port:            h.Port,
-		User:            pick(h.User, cfg.User),
-		KnownHostsFile:  config.ExpandHome(pick(h.KnownHosts, cfg.KnownHosts)),
-		AcceptNew:       cfg.AcceptNew,
-		PasswordEnv:     pick(h.PasswordEnv, cfg.PasswordEnv),
-		SudoPasswordEnv: pick(h.SudoPasswordEnv, cfg.SudoPasswordEnv),
-		Timeout:         cfg.Timeout,
-	}
-	if k := pick(h.Key, cfg.Key); k != "" {
-		rh.KeyFiles = []string{config.ExpandHome(k)}
-	}
-	return rh
+// targets are the configured hosts (inventory or --host, and --limit) and
+// how to reach each. example is a command line shown when no host was given.
+func targets(cfg *config.Config, example string) ([]fleet.Target, error) {
+	return fleet.Select(fleet.SelectionOf(cfg, example))
 }
 
 // dialOptions are the remote options of this run. When stdin is a

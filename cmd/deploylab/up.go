@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/deploylab/deploylab/deploy"
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
@@ -68,16 +69,11 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hosts, err := selectHosts(cfg, "deploylab up --host deploy@192.168.1.50")
+			targets, err := targets(cfg, "deploylab up --host deploy@192.168.1.50")
 			if err != nil {
 				return err
 			}
-			var targets []deploy.Target
-			var names []string
-			for _, h := range hosts {
-				targets = append(targets, deploy.Target{Name: h.Name, Host: remoteHost(h, cfg)})
-				names = append(names, h.Name)
-			}
+			names := fleet.Names(targets)
 			var obs progress
 			switch {
 			case asJSON:

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/deploy"
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/remote"
@@ -71,17 +72,12 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := selectHosts(cfg, c.CommandPath()+" --host deploy@192.168.1.50")
+	ts, err := targets(cfg, c.CommandPath()+" --host deploy@192.168.1.50")
 	if err != nil {
 		return nil, err
 	}
-	v := &verbSetup{cfg: cfg, d: d, services: svcs, node: node,
-		dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}
-	for _, h := range hosts {
-		v.targets = append(v.targets, deploy.Target{Name: h.Name, Host: remoteHost(h, cfg)})
-		v.names = append(v.names, h.Name)
-	}
-	return v, nil
+	return &verbSetup{cfg: cfg, d: d, services: svcs, node: node, targets: ts, names: fleet.Names(ts),
+		dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}, nil
 }
 
 // lsOptions are ls's (and monit's) options for this setup.
