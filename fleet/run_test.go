@@ -193,6 +193,7 @@ func TestEachCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hold := make(chan struct{})
 	defer close(hold)
+	oneStarted := make(chan struct{})
 	var mu sync.Mutex
 	seen := map[int]int{}
 	ret := make(chan []Result[int])
@@ -200,10 +201,12 @@ func TestEachCancel(t *testing.T) {
 		ret <- Each(ctx, 10, Options{Forks: 2, Grace: 50 * time.Millisecond}, func(ctx context.Context, i int) (int, error) {
 			switch i {
 			case 0:
+				<-oneStarted
 				cancel()
 				<-ctx.Done()
 				return 0, ctx.Err()
 			case 1:
+				close(oneStarted)
 				<-hold // never returns during the test
 			}
 			return i, nil
