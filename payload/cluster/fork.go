@@ -66,7 +66,19 @@ func (m *Master) spawnLocked(s *slot) (*worker, error) {
 	m.logf("%s started", w)
 	go m.readIPC(w)
 	go m.wait(w)
+	go m.greet(w)
 	return w, nil
+}
+
+// greet runs Config.OnFork for a new worker, then tells it to serve.
+func (m *Master) greet(w *worker) {
+	if m.cfg.OnFork != nil {
+		m.cfg.OnFork(m, w.id, func(v any) error { return m.sendUser(w, v) })
+	}
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	_ = w.ipc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = w.ipc.Write([]byte{msgHello})
 }
 
 func (m *Master) wait(w *worker) {

@@ -15,7 +15,8 @@ const (
 	// master → worker
 	msgConn  = 'C' // a connection: one descriptor in SCM_RIGHTS, no payload
 	msgDrain = 'D' // stop receiving connections, finish, exit 0
-	msgUser  = 'M' // a user message: JSON payload (Master.Broadcast)
+	msgUser  = 'M' // a user message: JSON payload (Master.Broadcast, Master.Send; also worker → master)
+	msgHello = 'H' // the master's greeting is over (Config.OnFork has sent its messages): serve
 
 	// worker → master
 	msgReady = 'Y' // serving

@@ -16,6 +16,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net"
@@ -64,6 +65,17 @@ type Config struct {
 	// Env is the workers' environment (the cluster's variables are added);
 	// nil means os.Environ() without NOTIFY_SOCKET.
 	Env []string
+	// OnFork, if set, is called once for every new worker, in its own
+	// goroutine, before that worker may serve: what it sends with send
+	// (user messages to that worker only, WorkerConfig.OnMessage) is
+	// delivered before the worker starts serving. Use it to hand a new
+	// worker the current shared state. id is the worker's ID.
+	OnFork func(m *Master, id int, send func(v any) error)
+	// OnMessage, if set, receives the workers' user messages
+	// (WorkerConfig.OnStart's send), in order per worker, on that worker's
+	// reader goroutine. The payload is at most 64 KiB of raw JSON that the
+	// worker sent; it is not trusted.
+	OnMessage func(m *Master, from int, msg json.RawMessage)
 }
 
 // Worker states.

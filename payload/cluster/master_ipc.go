@@ -32,6 +32,10 @@ func (m *Master) readIPC(w *worker) {
 			}
 		case msgQuit:
 			go m.onQuit(w)
+		case msgUser:
+			if m.cfg.OnMessage != nil {
+				m.cfg.OnMessage(m, w.id, json.RawMessage(append([]byte(nil), msg[1:]...)))
+			}
 		}
 	}
 }
@@ -52,26 +56,58 @@ func (m *Master) onReady(w *worker) {
 }
 
 // Broadcast sends v, as JSON, to every live worker (WorkerConfig.OnMessage).
-func (m *Master) Broadcast(v any) error {
+func (m *Master) Broadcast(v any) error { return m.broadcast(0, v) }
+
+// BroadcastExcept sends v, as JSON, to every live worker but the one whose
+// ID is except (the one a message came from, Config.OnMessage).
+func (m *Master) BroadcastExcept(except int, v any) error { return m.broadcast(except, v) }
+
+func userMsg(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)+1 > maxMsg {
+		return nil, fmt.Errorf("message of %d bytes exceeds %d", len(b), maxMsg-1)
+	}
+	return append([]byte{msgUser}, b...), nil
+}
+
+func (m *Master) broadcast(except int, v any) error {
+	msg, err := userMsg(v)
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
-	if len(b)+1 > maxMsg {
-		return fmt.Errorf("broadcast: message of %d bytes exceeds %d", len(b), maxMsg-1)
-	}
-	msg := append([]byte{msgUser}, b...)
 	m.mu.Lock()
 	ws := m.workersLocked()
 	m.mu.Unlock()
 	var errs []error
 	for _, w := range ws {
-		w.sendMu.Lock()
-		_ = w.ipc.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := w.ipc.Write(msg); err != nil && w.state.Load() != stExited {
-			errs = append(errs, fmt.Errorf("%s: %w", w, err))
+		if w.id == except {
+			continue
 		}
-		w.sendMu.Unlock()
+		if err := m.write(w, msg); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// sendUser sends v, as JSON, to w alone.
+func (m *Master) sendUser(w *worker, v any) error {
+	msg, err := userMsg(v)
+	if err != nil {
+		return fmt.Errorf("send to %s: %w", w, err)
+	}
+	return m.write(w, msg)
+}
+
+func (m *Master) write(w *worker, msg []byte) error {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	_ = w.ipc.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := w.ipc.Write(msg); err != nil && w.state.Load() != stExited {
+		return fmt.Errorf("%s: %w", w, err)
+	}
+	return nil
 }

@@ -36,8 +36,14 @@ type WorkerConfig struct {
 	// connection open (a client may be sending on it right now; its answer
 	// carries Connection: close). 0 means 1s.
 	IdleGrace time.Duration
-	// OnMessage, if set, receives the master's user messages (Broadcast).
+	// OnMessage, if set, receives the master's user messages (Broadcast,
+	// BroadcastExcept, and Config.OnFork's, which all arrive before the
+	// worker serves), one at a time, in order.
 	OnMessage func(msg json.RawMessage)
+	// OnStart, if set, is called once before the worker serves with a send
+	// function for user messages to the master (Config.OnMessage); send is
+	// safe for concurrent use and fails once the master is gone.
+	OnStart func(send func(v any) error)
 	// Logger gets the worker's few log lines; nil means stderr.
 	Logger *log.Logger
 }
@@ -84,6 +90,7 @@ func RunWorker(ctx context.Context, wc WorkerConfig) error {
 		drainCh: make(chan string, 4),
 		ackCh:   make(chan struct{}),
 		gone:    make(chan struct{}),
+		hello:   make(chan struct{}),
 	}
 	if v := os.Getenv(envShmCell); v != "" {
 		i, err := strconv.Atoi(v)
@@ -125,13 +132,28 @@ func RunWorker(ctx context.Context, wc WorkerConfig) error {
 		}
 	}
 
+	if wc.OnStart != nil {
+		wc.OnStart(func(v any) error {
+			msg, err := userMsg(v)
+			if err != nil {
+				return fmt.Errorf("send to the master: %w", err)
+			}
+			return w.send(msg)
+		})
+	}
+	go w.readIPC()
+	// The master's greeting (Config.OnFork's messages) comes before serving.
+	select {
+	case <-w.hello:
+	case <-w.gone:
+	case <-ctx.Done():
+	}
 	serveDone := make(chan struct{})
 	go func() {
 		defer close(serveDone)
 		_ = w.srv.Serve(ln)
 	}()
 	go w.reporter()
-	go w.readIPC()
 	if err := w.send([]byte{msgReady}); err != nil {
 		// The master is gone: nothing to serve for.
 		w.beginDrain("master gone")
@@ -185,6 +207,8 @@ type workerRT struct {
 	ackCh     chan struct{}
 	ackOnce   sync.Once
 	gone      chan struct{} // closed when the master's socket reached EOF
+	hello     chan struct{} // closed when the master's greeting is over
+	helloOnce sync.Once
 	sendMu    sync.Mutex
 }
 
@@ -287,6 +311,11 @@ func (w *workerRT) readIPC() {
 			if !w.chanLn.push(c) {
 				c.Close()
 			}
+		case msgHello:
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+			w.helloOnce.Do(func() { close(w.hello) })
 		case msgDrain:
 			for _, fd := range fds {
 				syscall.Close(fd)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/payload/cluster"
+	"github.com/deploylab/deploylab/payload/sessions"
 	"github.com/deploylab/deploylab/payload/sumserver"
 )
 
@@ -53,7 +55,7 @@ Flags:
                         /tmp/sumcluster-<port>.sock); never the public port
   --shutdown-timeout D  time a draining worker gets to finish its requests
                         (default 30s)
-  --help                show this help
+` + sessions.FlagsHelp + `  --help                show this help
 
 Recycling and reloads replace one worker at a time: the new one is ready
 before the old one stops receiving connections, and the old one finishes its
@@ -104,6 +106,7 @@ type options struct {
 	maxMemory       int64
 	statsSocket     string
 	shutdownTimeout time.Duration
+	sessions        sessions.Options
 }
 
 // parse parses the serving flags (the workers parse the same argv).
@@ -125,6 +128,7 @@ func parse(args []string, envPort string) (options, error) {
 	maxMemory := fs.String("max-memory", "0", "")
 	fs.StringVar(&o.statsSocket, "stats-socket", "", "")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
+	sf := sessions.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -157,6 +161,9 @@ func parse(args []string, envPort string) (options, error) {
 	if o.shutdownTimeout <= 0 {
 		return o, usagef("--shutdown-timeout: must be positive, got %s", o.shutdownTimeout)
 	}
+	if o.sessions, err = sf.Options(); err != nil {
+		return o, usagef("%v", err)
+	}
 	return o, nil
 }
 
@@ -182,12 +189,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runWorker(o options, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := cluster.RunWorker(ctx, cluster.WorkerConfig{
+	wc := cluster.WorkerConfig{
 		Handler:         sumserver.NewHandler(sumserver.Options{Mode: o.mode}),
 		NewServer:       sumserver.NewServer,
 		WrapListener:    sumserver.WrapListener,
 		ShutdownTimeout: o.shutdownTimeout,
-	})
+	}
+	if o.sessions.Mode != sessions.Off {
+		ss, err := sessions.New(o.sessions)
+		if err != nil {
+			fmt.Fprintf(stderr, "sumcluster: worker: %v\n", err)
+			return 1
+		}
+		wc.Handler = ss.Wrap(wc.Handler)
+		if o.sessions.Mode == sessions.Master {
+			wc.OnStart = ss.SetSend
+			wc.OnMessage = ss.OnMessage
+		}
+	}
+	err := cluster.RunWorker(ctx, wc)
 	if err != nil {
 		fmt.Fprintf(stderr, "sumcluster: worker: %v\n", err)
 		return 1
@@ -202,7 +222,7 @@ func runMaster(o options, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 
 	logger := log.New(stderr, "sumcluster: ", 0)
-	m, err := cluster.Start(context.Background(), cluster.Config{
+	cfg := cluster.Config{
 		Addr:            net.JoinHostPort(o.addr, strconv.Itoa(o.port)),
 		Instances:       o.instances,
 		Schedule:        o.schedule,
@@ -212,7 +232,13 @@ func runMaster(o options, stderr io.Writer) int {
 		StatsSocket:     o.statsSocket,
 		ShutdownTimeout: o.shutdownTimeout,
 		Logger:          logger,
-	})
+	}
+	if o.sessions.Mode == sessions.Master {
+		hub := sessions.NewHub(o.sessions.Cap)
+		cfg.OnFork = func(_ *cluster.Master, _ int, send func(any) error) { hub.OnFork(send) }
+		cfg.OnMessage = func(m *cluster.Master, from int, raw json.RawMessage) { hub.OnMessage(m, from, raw) }
+	}
+	m, err := cluster.Start(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sumcluster: error: %v\n", err)
 		if errors.Is(err, syscall.EADDRINUSE) {

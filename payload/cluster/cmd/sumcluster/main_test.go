@@ -507,6 +507,10 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--max-age", "soon"}, "", `invalid value "soon" for flag -max-age`},
 		{[]string{"--shutdown-timeout", "0s"}, "", "--shutdown-timeout: must be positive"},
 		{[]string{"--bogus"}, "", "flag provided but not defined: -bogus"},
+		{[]string{"--sessions", "redis"}, "", `--sessions: unknown sessions mode "redis" (want memory, master or stateless)`},
+		{[]string{"--sessions", "stateless"}, "", "--sessions stateless needs --session-key-file"},
+		{[]string{"--sessions", "stateless", "--session-key-file", "/nonexistent"}, "", "--session-key-file: session key: open /nonexistent"},
+		{[]string{"--session-cap", "0"}, "", "--session-cap: want 1 to 10000000, got 0"},
 		{[]string{"extra"}, "", `unexpected argument "extra"`},
 		{[]string{"stats", "--bogus"}, "", "stats: flag provided but not defined: -bogus"},
 	}

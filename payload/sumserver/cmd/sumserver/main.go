@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/payload/cluster"
+	"github.com/deploylab/deploylab/payload/sessions"
 	"github.com/deploylab/deploylab/payload/sumserver"
 )
 
@@ -39,7 +40,10 @@ Flags:
                  serve statistics (requests served, uptime) as JSON on this
                  unix socket (default: $RUNTIME_DIRECTORY/stats.sock when
                  systemd sets RUNTIME_DIRECTORY, else none)
-  --help         show this help
+` + sessions.FlagsHelp + `  --help         show this help
+
+With --sessions master a sumserver, one process, keeps its tokens as memory
+does (sumcluster shares them between its workers).
 
 "sumserver stats --stats-socket PATH" prints a running server's statistics.
 
@@ -84,6 +88,7 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 	mode := fs.String("mode", "serial", "")
 	drain := fs.Duration("drain", 15*time.Second, "")
 	sock := fs.String("stats-socket", "", "")
+	sf := sessions.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -106,6 +111,14 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "sumserver: %v\n", err)
 		return 2
 	}
+	so, err := sf.Options()
+	if err != nil {
+		fmt.Fprintf(stderr, "sumserver: %v\n", err)
+		return 2
+	}
+	if so.Mode == sessions.Master {
+		so.Mode = sessions.Memory // one process: its memory is the whole state
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(*addr, strconv.Itoa(p)))
 	if err != nil {
@@ -113,6 +126,15 @@ func run(ctx context.Context, args []string, envPort string, stdout, stderr io.W
 		return 1
 	}
 	h := sumserver.NewHandler(sumserver.Options{Mode: m})
+	if so.Mode != sessions.Off {
+		ss, err := sessions.New(so)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "sumserver: %v\n", err)
+			return 2
+		}
+		h = ss.Wrap(h)
+	}
 	var count atomic.Uint64
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)

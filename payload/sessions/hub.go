@@ -1,0 +1,74 @@
+package sessions
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// Broadcaster is what the hub needs of the cluster master
+// (cluster.Master.BroadcastExcept).
+type Broadcaster interface {
+	BroadcastExcept(except int, v any) error
+}
+
+// Hub is the master's side of master mode: it keeps the cluster's token set
+// (bounded like a worker's) and relays each worker's news to the others.
+// Its lock is held while it relays and while it hands a new worker the
+// whole set, so a new worker never misses an event nor gets one out of
+// order.
+type Hub struct {
+	mu    sync.Mutex
+	store *Store
+	bad   uint64
+}
+
+// NewHub returns a hub keeping at most cap tokens (DefaultCap if 0).
+func NewHub(cap int) *Hub { return &Hub{store: NewStore(cap)} }
+
+// OnMessage applies a worker's message and relays it to the other workers
+// (cluster.Config.OnMessage). A malformed message is counted and dropped.
+func (h *Hub) OnMessage(b Broadcaster, from int, raw json.RawMessage) {
+	m, err := ParseMessage(raw)
+	if err != nil || m.Op == "snap" {
+		h.mu.Lock()
+		h.bad++
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch m.Op {
+	case "add":
+		h.store.Add(Entry{Token: m.Tok, Name: m.Name, Exp: m.Exp})
+	case "del":
+		h.store.Revoke(m.Tok)
+	}
+	_ = b.BroadcastExcept(from, m)
+}
+
+// OnFork hands a new worker the whole current set, in chunks, before it
+// serves (cluster.Config.OnFork).
+func (h *Hub) OnFork(send func(v any) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	es := h.store.Snapshot()
+	t := time.Now().UnixNano()
+	for i := 0; i == 0 || i < len(es); i += snapChunk {
+		chunk := es[i:min(i+snapChunk, len(es))]
+		last := i+snapChunk >= len(es)
+		if err := send(Message{Op: "snap", Snap: chunk, T: t, Last: last, Total: len(es)}); err != nil {
+			return
+		}
+	}
+}
+
+// Len is the number of tokens the hub holds.
+func (h *Hub) Len() int { return h.store.Len() }
+
+// Bad counts malformed messages from workers.
+func (h *Hub) Bad() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bad
+}
