@@ -47,6 +47,21 @@ type Row struct {
 type Manual struct {
 	Marks   map[string]float64
 	Comment string
+	// Overrides are marks the teacher typed over automatic scores, by
+	// criterion ID: they win over the automatic score.
+	Overrides map[string]Override
+	// Invalid are typed marks that are not marks (NaN, negative, above the
+	// criterion's points), by criterion ID, as typed: flagged, never summed.
+	Invalid map[string]string
+	// Extra are the values of the teacher's own columns, by header.
+	Extra map[string]string
+}
+
+// Override is a mark typed over an automatic score.
+type Override struct {
+	Mark    float64
+	Auto    float64 // the automatic score it replaced
+	HadAuto bool    // false when there was none (the host was unreachable)
 }
 
 // CheckWritable fails before any host is visited when path cannot be
@@ -111,6 +126,23 @@ func checkLock(path string) error {
 
 // writeAtomic writes via a temp file in the same directory, then renames.
 func writeAtomic(path string, write func(*os.File) error) error {
+	return writeAtomicMode(path, 0o644, write)
+}
+
+// copyFile copies src to dst (replacing it) with mode.
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeAtomicMode(dst, mode, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// writeAtomicMode is writeAtomic giving the file mode.
+func writeAtomicMode(path string, mode os.FileMode, write func(*os.File) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -128,7 +160,7 @@ func writeAtomic(path string, write func(*os.File) error) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
@@ -153,6 +185,12 @@ func sign(v float64) float64 {
 // criterionScore returns the score of criterion c for a row: the automatic
 // score or the teacher's mark; ok is false when there is none yet.
 func criterionScore(c checks.Criterion, cr *checks.CriterionResult, m Manual) (float64, bool) {
+	if _, bad := m.Invalid[c.ID]; bad {
+		return 0, false
+	}
+	if o, ok := m.Overrides[c.ID]; ok {
+		return o.Mark, true
+	}
 	if c.Manual {
 		v, ok := m.Marks[c.ID]
 		return v, ok

@@ -92,8 +92,11 @@ func TestWriteXLSX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if got, want := x.GetSheetList(), []string{SheetNotas, SheetDetalle, SheetBench, SheetRubrica}; !cmp.Equal(got, want) {
+	if got, want := x.GetSheetList(), []string{SheetNotas, SheetDetalle, SheetBench, SheetRubrica, SheetDeploylab}; !cmp.Equal(got, want) {
 		t.Errorf("sheets = %v, want %v", got, want)
+	}
+	if v, _ := x.GetSheetVisible(SheetDeploylab); v {
+		t.Errorf("sheet %s is visible", SheetDeploylab)
 	}
 	notas := sheetText(t, path, SheetNotas)
 	var b strings.Builder

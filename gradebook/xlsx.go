@@ -3,6 +3,7 @@ package gradebook
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -69,12 +70,42 @@ func openOld(path string) (*excelize.File, error) {
 	return x, nil
 }
 
-// ReadManual reads the manual marks and comments of a previous notas.xlsx,
-// by student key. A missing file gives an empty map.
+// SheetDeploylab is a hidden sheet holding the automatic scores deploylab
+// wrote, so that a re-grade can tell which of them the teacher changed.
+const SheetDeploylab = "deploylab"
+
+// ReadManual reads what the teacher typed in a previous notas.xlsx, by
+// student key: manual marks, comments, marks typed over automatic scores,
+// marks that are not valid, their own columns. A missing file gives an empty
+// map.
 func ReadManual(path string, r *checks.Rubric) (map[string]Manual, error) {
-	out := map[string]Manual{}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return out, nil
+	old, err := readOld(path, r)
+	if err != nil {
+		return nil, err
+	}
+	return old.manual, nil
+}
+
+// oldBook is what a re-grade keeps of the previous notas.xlsx.
+type oldBook struct {
+	manual map[string]Manual
+	// extra are the headers of the teacher's own columns, in order.
+	extra []string
+	// notes are the teacher's cell notes, by student key ("" for the
+	// header row) and column header.
+	notes map[string]map[string][]excelize.Comment
+	exists bool
+	mode   os.FileMode
+}
+
+func readOld(path string, r *checks.Rubric) (*oldBook, error) {
+	old := &oldBook{manual: map[string]Manual{}, notes: map[string]map[string][]excelize.Comment{}, mode: 0o644}
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return old, nil
+	}
+	if err == nil {
+		old.exists, old.mode = true, st.Mode().Perm()
 	}
 	if err := checkLock(path); err != nil {
 		return nil, err
@@ -84,29 +115,44 @@ func ReadManual(path string, r *checks.Rubric) (map[string]Manual, error) {
 		return nil, err
 	}
 	defer x.Close()
-	rows, err := x.GetRows(SheetNotas)
+	rows, err := x.GetRows(SheetNotas, excelize.Options{RawCellValue: true})
 	if err != nil {
 		return nil, fail.New(fail.Usage, "move the old file away or choose another --out", fmt.Errorf("read the previous %s: %w", path, err))
 	}
 	if len(rows) == 0 {
-		return out, nil
+		return old, nil
 	}
 	header := rows[0]
 	idx := func(name string) int { return slices.Index(header, name) }
-	manualCol := map[string]int{}
+	critCol := map[string]int{}
+	ours := map[int]bool{}
 	for _, c := range r.Criteria {
-		if !c.Manual {
-			continue
-		}
 		i := idx(CriterionHeader(c))
 		if i < 0 {
 			// The points may have changed: match the name alone.
 			i = slices.IndexFunc(header, func(h string) bool { return strings.HasPrefix(h, c.Name+" (") })
 		}
 		if i >= 0 {
-			manualCol[c.ID] = i
+			critCol[c.ID] = i
+			ours[i] = true
 		}
 	}
+	for _, h := range []string{colAlumno, colID, colEmail, colHost, colEstado, colTotal, colRevisar, colComentarios} {
+		if i := idx(h); i >= 0 {
+			ours[i] = true
+		}
+	}
+	// Columns of the old sheet that are neither fixed nor a criterion of
+	// this rubric: the teacher's own (a criterion dropped from the rubric
+	// looks the same: it is kept too, as the teacher's).
+	extraCol := map[string]int{}
+	for i, h := range header {
+		if h = strings.TrimSpace(h); h != "" && !ours[i] {
+			old.extra = append(old.extra, h)
+			extraCol[h] = i
+		}
+	}
+	auto := readAutoScores(x)
 	iCom := idx(colComentarios)
 	get := func(row []string, i int) string {
 		if i < 0 || i >= len(row) {
@@ -114,29 +160,121 @@ func ReadManual(path string, r *checks.Rubric) (map[string]Manual, error) {
 		}
 		return strings.TrimSpace(row[i])
 	}
+	rowKey := map[int]string{}
 	for rn, row := range rows[1:] {
 		s := Student{Name: get(row, idx(colAlumno)), ID: get(row, idx(colID)), Email: get(row, idx(colEmail)), Host: get(row, idx(colHost))}
-		if s.Key() == "" {
+		key := s.Key()
+		if key == "" {
 			continue
 		}
+		rowKey[rn+2] = key
 		m := Manual{Marks: map[string]float64{}, Comment: get(row, iCom)}
-		for id, i := range manualCol {
-			v := strings.ReplaceAll(get(row, i), ",", ".")
-			if v == "" {
+		for _, c := range r.Criteria {
+			i, ok := critCol[c.ID]
+			if !ok {
 				continue
 			}
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return nil, fail.Errorf(fail.Usage, "fix the mark in the sheet or clear it",
-					"%s: sheet %s, cell %s: %q is not a mark", path, SheetNotas, cell(i+1, rn+2), v)
+			raw := get(row, i)
+			if !c.Manual {
+				a, known := auto[key][c.ID]
+				if !known || raw == a || sameNumber(raw, a) {
+					continue // what deploylab wrote (or no record of it)
+				}
+				if raw == "" {
+					continue // cleared: the automatic score comes back
+				}
 			}
-			m.Marks[id] = f
+			if raw == "" {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.ReplaceAll(raw, ",", "."), 64)
+			if err != nil && !strings.EqualFold(raw, "nan") {
+				return nil, fail.Errorf(fail.Usage, "fix the mark in the sheet or clear it",
+					"%s: sheet %s, cell %s: %q is not a mark", path, SheetNotas, cell(i+1, rn+2), raw)
+			}
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > c.Points+1e-9 {
+				if m.Invalid == nil {
+					m.Invalid = map[string]string{}
+				}
+				m.Invalid[c.ID] = raw
+				continue
+			}
+			if c.Manual {
+				m.Marks[c.ID] = v
+				continue
+			}
+			if m.Overrides == nil {
+				m.Overrides = map[string]Override{}
+			}
+			o := Override{Mark: v}
+			if a, err := strconv.ParseFloat(auto[key][c.ID], 64); err == nil {
+				o.Auto, o.HadAuto = a, true
+			}
+			m.Overrides[c.ID] = o
 		}
-		if len(m.Marks) > 0 || m.Comment != "" {
-			out[s.Key()] = m
+		for h, i := range extraCol {
+			if v := get(row, i); v != "" {
+				if m.Extra == nil {
+					m.Extra = map[string]string{}
+				}
+				m.Extra[h] = v
+			}
+		}
+		if len(m.Marks) > 0 || m.Comment != "" || len(m.Overrides) > 0 || len(m.Invalid) > 0 || len(m.Extra) > 0 {
+			old.manual[key] = m
 		}
 	}
-	return out, nil
+	if comments, err := x.GetComments(SheetNotas); err == nil {
+		for _, c := range comments {
+			col, rn, err := excelize.CellNameToCoordinates(c.Cell)
+			if err != nil || col-1 >= len(header) {
+				continue
+			}
+			key, ok := rowKey[rn]
+			if rn == 1 {
+				key, ok = "", true
+			}
+			if !ok {
+				continue
+			}
+			h := header[col-1]
+			if old.notes[key] == nil {
+				old.notes[key] = map[string][]excelize.Comment{}
+			}
+			old.notes[key][h] = append(old.notes[key][h], c)
+		}
+	}
+	return old, nil
+}
+
+func sameNumber(a, b string) bool {
+	x, err1 := strconv.ParseFloat(a, 64)
+	y, err2 := strconv.ParseFloat(b, 64)
+	return err1 == nil && err2 == nil && math.Abs(x-y) < 0.005
+}
+
+// readAutoScores reads SheetDeploylab: student key, criterion ID, score
+// written ("" for none). A file without it (an older deploylab's) gives none.
+func readAutoScores(x *excelize.File) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	rows, err := x.GetRows(SheetDeploylab, excelize.Options{RawCellValue: true})
+	if err != nil {
+		return out
+	}
+	for _, row := range rows {
+		if len(row) < 2 || row[0] == "" {
+			continue
+		}
+		if out[row[0]] == nil {
+			out[row[0]] = map[string]string{}
+		}
+		v := ""
+		if len(row) > 2 {
+			v = row[2]
+		}
+		out[row[0]][row[1]] = v
+	}
+	return out
 }
 
 // XLSXOptions tunes WriteXLSX.
@@ -146,20 +284,28 @@ type XLSXOptions struct {
 	BenchRoute string
 }
 
-// WriteXLSX writes notas.xlsx at path atomically. When path exists, the
-// manual marks and comments typed there are read first and kept; a file that
+// WriteXLSX writes notas.xlsx at path atomically. When path exists,
+// what the teacher typed there is read first and kept (manual marks,
+// comments, automatic scores typed over, their own columns and notes), the
+// old file is kept as path.bak and the new one gets its mode; a file that
 // cannot be read is an error and stays untouched.
 func WriteXLSX(path string, r *checks.Rubric, rows []Row, opts XLSXOptions) error {
-	manual, err := ReadManual(path, r)
+	old, err := readOld(path, r)
 	if err != nil {
 		return err
 	}
-	x, err := buildXLSX(r, safeRows(rows), manual, opts)
+	x, err := buildXLSX(r, safeRows(rows), old, opts)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", path, err)
 	}
 	defer x.Close()
-	return writeAtomic(path, func(f *os.File) error {
+	if old.exists {
+		// The previous workbook, as the teacher left it, stays next to it.
+		if err := copyFile(path, path+".bak", old.mode); err != nil {
+			return fmt.Errorf("keep the previous %s: %w", path, err)
+		}
+	}
+	return writeAtomicMode(path, old.mode, func(f *os.File) error {
 		_, err := x.WriteTo(f)
 		return err
 	})
@@ -177,6 +323,7 @@ func benchRoute(r *checks.Rubric, opts XLSXOptions) string {
 
 type styles struct {
 	header, wrap, score, manual, total int
+	override, invalid                  int
 	pass, failS, errS, skip, review    int
 }
 
@@ -207,6 +354,8 @@ func newStyles(x *excelize.File) (styles, error) {
 	s.manual = mk(&excelize.Style{CustomNumFmt: &two, Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"FFF2CC"}},
 		Protection: &excelize.Protection{Locked: false}})
 	s.total = mk(&excelize.Style{CustomNumFmt: &two, Font: &excelize.Font{Bold: true}})
+	s.override = mk(&excelize.Style{CustomNumFmt: &two, Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"F8CBAD"}}})
+	s.invalid = mk(&excelize.Style{Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"FF7C80"}}})
 	s.pass = mkc("C6EFCE")
 	s.failS = mkc("FFC7CE")
 	s.errS = mkc("FFEB9C")
@@ -215,12 +364,16 @@ func newStyles(x *excelize.File) (styles, error) {
 	return s, err
 }
 
-func buildXLSX(r *checks.Rubric, rows []Row, manual map[string]Manual, opts XLSXOptions) (*excelize.File, error) {
+func buildXLSX(r *checks.Rubric, rows []Row, old *oldBook, opts XLSXOptions) (*excelize.File, error) {
+	if old == nil {
+		old = &oldBook{}
+	}
+	manual := old.manual
 	x := excelize.NewFile()
 	if err := x.SetSheetName("Sheet1", SheetNotas); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{SheetDetalle, SheetBench, SheetRubrica} {
+	for _, s := range []string{SheetDetalle, SheetBench, SheetRubrica, SheetDeploylab} {
 		if _, err := x.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -229,8 +382,14 @@ func buildXLSX(r *checks.Rubric, rows []Row, manual map[string]Manual, opts XLSX
 	if err != nil {
 		return nil, err
 	}
-	if err := writeNotas(x, st, r, rows, manual); err != nil {
+	if err := writeNotas(x, st, r, rows, manual, old.extra); err != nil {
 		return nil, fmt.Errorf("sheet %s: %w", SheetNotas, err)
+	}
+	if err := writeNotes(x, r, rows, old); err != nil {
+		return nil, fmt.Errorf("sheet %s: notes: %w", SheetNotas, err)
+	}
+	if err := writeAutoScores(x, r, rows); err != nil {
+		return nil, fmt.Errorf("sheet %s: %w", SheetDeploylab, err)
 	}
 	if err := writeDetalle(x, st, r, rows); err != nil {
 		return nil, fmt.Errorf("sheet %s: %w", SheetDetalle, err)
@@ -252,7 +411,7 @@ func buildXLSX(r *checks.Rubric, rows []Row, manual map[string]Manual, opts XLSX
 // writeNotas writes the grade sheet. Sheet-level settings (filter,
 // validation, conditional formats) go first; the rows are streamed so that
 // the Total cells carry both the formula and its value.
-func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manual map[string]Manual) error {
+func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manual map[string]Manual, extra []string) error {
 	header := []string{colAlumno, colID, colEmail, colHost, colEstado}
 	firstCrit := len(header) + 1
 	for _, c := range r.Criteria {
@@ -260,6 +419,7 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 	}
 	lastCrit := len(header)
 	header = append(header, colTotal, colRevisar, colComentarios)
+	header = append(header, extra...)
 	totalCol, reviewCol := lastCrit+1, lastCrit+2
 	n := len(rows)
 	last := max(n+1, 2)
@@ -292,7 +452,7 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		return err
 	}
 	if err := x.SetConditionalFormat(SheetNotas, cell(reviewCol, 2)+":"+cell(reviewCol, last), []excelize.ConditionalFormatOptions{{
-		Type: "cell", Criteria: "==", Value: `"sí"`, Format: &st.review,
+		Type: "text", Criteria: "begins with", Value: "sí", Format: &st.review,
 	}}); err != nil {
 		return err
 	}
@@ -312,6 +472,9 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		widths[c] = 14
 	}
 	widths[totalCol], widths[reviewCol], widths[reviewCol+1] = 10, 9, 40
+	for c := reviewCol + 2; c <= len(header); c++ {
+		widths[c] = 16
+	}
 	for c := 1; c <= len(header); c++ {
 		if err := sw.SetColWidth(c, c, widths[c]); err != nil {
 			return err
@@ -335,12 +498,27 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		}
 		vals := []any{row.Name, row.ID, row.Email, row.Host, estado}
 		total := 0.0
+		var why []string
 		for _, c := range r.Criteria {
-			v, ok := criterionScore(c, findResult(row.Scorecard, c.ID), m)
 			style := st.score
 			if c.Manual {
 				style = st.manual
 			}
+			if raw, bad := m.Invalid[c.ID]; bad {
+				// Kept as typed (text: SUM leaves it out) and flagged.
+				why = append(why, fmt.Sprintf("nota no válida en %s: %q (de 0 a %s)", c.Name, raw, fmtScore(c.Points)))
+				vals = append(vals, excelize.Cell{StyleID: st.invalid, Value: raw})
+				continue
+			}
+			if o, over := m.Overrides[c.ID]; over {
+				auto := "sin nota"
+				if o.HadAuto {
+					auto = fmtScore(o.Auto)
+				}
+				why = append(why, fmt.Sprintf("nota cambiada a mano en %s (automática: %s)", c.Name, auto))
+				style = st.override
+			}
+			v, ok := criterionScore(c, findResult(row.Scorecard, c.ID), m)
 			if !ok {
 				vals = append(vals, excelize.Cell{StyleID: style})
 				continue
@@ -351,10 +529,16 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		rn := i + 2
 		formula := fmt.Sprintf("SUM(%s:%s)", cell(firstCrit, rn), cell(lastCrit, rn))
 		review := ""
-		if row.Scorecard.NeedsReview || !row.Scorecard.Reachable {
+		if row.Scorecard.NeedsReview || !row.Scorecard.Reachable || len(why) > 0 {
 			review = "sí"
 		}
+		if len(why) > 0 {
+			review += ": " + strings.Join(why, "; ")
+		}
 		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: round2(total)}, review, m.Comment)
+		for _, h := range extra {
+			vals = append(vals, m.Extra[h])
+		}
 		if err := sw.SetRow(cell(1, rn), vals); err != nil {
 			return err
 		}
@@ -574,3 +758,64 @@ func writeRubrica(x *excelize.File, st styles, r *checks.Rubric) error {
 
 // checkParams describes a check's declared parameters in one line.
 func checkParams(c checks.Check) string { return c.Describe() }
+
+// writeNotes puts the teacher's cell notes back on the same student's row
+// and the same column.
+func writeNotes(x *excelize.File, r *checks.Rubric, rows []Row, old *oldBook) error {
+	if len(old.notes) == 0 {
+		return nil
+	}
+	header, err := x.GetRows(SheetNotas)
+	if err != nil || len(header) == 0 {
+		return err
+	}
+	colOf := map[string]int{}
+	for i, h := range header[0] {
+		colOf[h] = i + 1
+	}
+	rowOf := map[string]int{"": 1}
+	for i, row := range rows {
+		rowOf[row.Key()] = i + 2
+	}
+	for key, byHeader := range old.notes {
+		rn, ok := rowOf[key]
+		if !ok {
+			continue
+		}
+		for h, notes := range byHeader {
+			cn, ok := colOf[h]
+			if !ok {
+				continue
+			}
+			for _, n := range notes {
+				n.Cell = cell(cn, rn)
+				if err := x.AddComment(SheetNotas, n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// writeAutoScores records, hidden, the automatic scores written in Notas.
+func writeAutoScores(x *excelize.File, r *checks.Rubric, rows []Row) error {
+	rn := 1
+	for _, row := range rows {
+		for _, c := range r.Criteria {
+			if c.Manual {
+				continue
+			}
+			var v any = ""
+			if cr := findResult(row.Scorecard, c.ID); cr != nil && cr.Scored {
+				v = cr.Score
+			}
+			vals := []any{row.Key(), c.ID, v}
+			if err := x.SetSheetRow(SheetDeploylab, cell(1, rn), &vals); err != nil {
+				return err
+			}
+			rn++
+		}
+	}
+	return x.SetSheetVisible(SheetDeploylab, false)
+}
