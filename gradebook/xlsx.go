@@ -93,7 +93,7 @@ type oldBook struct {
 	extra []string
 	// notes are the teacher's cell notes, by student key ("" for the
 	// header row) and column header.
-	notes map[string]map[string][]excelize.Comment
+	notes  map[string]map[string][]excelize.Comment
 	exists bool
 	mode   os.FileMode
 }
