@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/deploylab/deploylab/payload/loadgen"
 )
 
 // WriteTable prints the comparison of runs, host by host: for each load
@@ -387,11 +389,15 @@ func ReadBlocking(r *Record) Blocking {
 		if r.Heavy != nil && !r.Heavy.Started.IsZero() && !res.Started.IsZero() {
 			offset = float64(res.Started.Sub(r.Heavy.Started).Microseconds())
 		}
-		bl.Light, bl.WaitedN = len(res.Each), 0
-		for _, q := range res.Each {
-			lr := LightRequest{StartUS: -1, WaitUS: float64(q.LatencyUS), Status: q.Status, Error: q.Error}
+		each := res.Each
+		if len(each) > loadgen.EachMax {
+			each = each[:loadgen.EachMax] // loadgen lists no more; a result from elsewhere might
+		}
+		bl.Light, bl.WaitedN = len(each), 0
+		for _, q := range each {
+			lr := LightRequest{StartUS: -1, WaitUS: float64(max(q.LatencyUS, 0)), Status: q.Status, Error: errorKind(q.Error)}
 			if offset >= 0 {
-				lr.StartUS = offset + float64(q.StartUS)
+				lr.StartUS = offset + float64(max(q.StartUS, 0))
 			}
 			lr.Waited = Waited(lr.WaitUS, bl.HeavyUS)
 			if lr.Waited {
@@ -437,6 +443,24 @@ func ReadBlocking(r *Record) Blocking {
 		bl.Verdict += fmt.Sprintf("; %d failed", bl.Failed)
 	}
 	return bl
+}
+
+// errorKind keeps a stored failure kind printable: loadgen's kinds are
+// short lower-case words; anything else (a result from elsewhere) is
+// "error".
+func errorKind(k string) string {
+	if k == "" {
+		return ""
+	}
+	if len(k) > 16 {
+		return "error"
+	}
+	for _, c := range k {
+		if c < 'a' || c > 'z' {
+			return "error"
+		}
+	}
+	return k
 }
 
 func allOf(n int, what string) string {

@@ -191,6 +191,25 @@ func latencyChart(host string, g bench.ScenarioGroup) (Chart, bool) {
 	return Chart{Name: chartName(host, g.Scenario.Name, "latency"), Kind: "latency", Title: title, SVG: s.String()}, true
 }
 
+// maxTimelinePoints bounds a drawn timeline: longer ones (a stored result
+// may come from anywhere) are merged into wider intervals.
+const maxTimelinePoints = 600
+
+// timelineOf is a run's timeline as (interval, counts), merged to at most
+// maxTimelinePoints intervals; ok is false when there is none.
+func timelineOf(r *bench.Record) (float64, []int64, bool) {
+	tl := r.Result.Timeline
+	if tl == nil || !(tl.IntervalS > 0) || len(tl.Completed) == 0 {
+		return 0, nil, false
+	}
+	k := (len(tl.Completed) + maxTimelinePoints - 1) / maxTimelinePoints
+	out := make([]int64, (len(tl.Completed)+k-1)/k)
+	for i, n := range tl.Completed {
+		out[i/k] += max(n, 0)
+	}
+	return tl.IntervalS * float64(k), out, true
+}
+
 // timelineChart: each server's requests per second over its run, from the
 // load generator's timeline, so that a stall or a warm-up shows.
 func timelineChart(host string, g bench.ScenarioGroup) (Chart, bool) {
@@ -198,14 +217,14 @@ func timelineChart(host string, g bench.ScenarioGroup) (Chart, bool) {
 	tmax, vmax := 0.0, 0.0
 	any := false
 	for _, l := range g.Servers {
-		tl := g.Runs[l].Result.Timeline
-		if tl == nil || tl.IntervalS <= 0 || len(tl.Completed) == 0 {
+		iv, counts, ok := timelineOf(g.Runs[l])
+		if !ok {
 			continue
 		}
 		any = true
-		tmax = max(tmax, tl.IntervalS*float64(len(tl.Completed)))
-		for _, n := range tl.Completed {
-			vmax = max(vmax, float64(n)/tl.IntervalS)
+		tmax = max(tmax, iv*float64(len(counts)))
+		for _, n := range counts {
+			vmax = max(vmax, float64(n)/iv)
 		}
 	}
 	if !any {
@@ -223,17 +242,17 @@ func timelineChart(host string, g bench.ScenarioGroup) (Chart, bool) {
 	}
 	var names []string
 	for si, label := range g.Servers {
-		tl := g.Runs[label].Result.Timeline
-		if tl == nil || tl.IntervalS <= 0 || len(tl.Completed) == 0 {
+		iv, counts, ok := timelineOf(g.Runs[label])
+		if !ok {
 			continue
 		}
 		var xs, ys []float64
-		for i, n := range tl.Completed {
-			xs = append(xs, xOf(tl.IntervalS*(float64(i)+0.5)))
-			ys = append(ys, p.y(float64(n)/tl.IntervalS))
+		for i, n := range counts {
+			xs = append(xs, xOf(iv*(float64(i)+0.5)))
+			ys = append(ys, p.y(float64(n)/iv))
 		}
 		s.polyline(xs, ys, palette[si%len(palette)], "class", "series", "data-series", label,
-			"data-points", strconv.Itoa(len(xs)), "data-interval-s", fval(tl.IntervalS))
+			"data-points", strconv.Itoa(len(xs)), "data-interval-s", fval(iv))
 		names = append(names, label)
 	}
 	s.legend(plotL, h-14, names, palette)

@@ -133,9 +133,11 @@ const demoLong = `The whole practice in one command, for someone without a VM of
      cluster :3101, pm2-<user>.service);
   4. deploylab bench --compare: the four servers, same host, same client, one
      table (rps, p50/p99, errors, CPU per request, speedups) and the blocking
-     experiment. The demo runs a SHORT plan (about a minute); --full runs the
-     practice's plan (several minutes);
-  5. deploylab grade --out notas.xlsx: the spreadsheet of the default rubric;
+     experiment, also as an HTML report with charts (informe.html). The
+     demo runs a SHORT plan (about a minute); --full runs the practice's
+     plan (several minutes);
+  5. deploylab grade --out notas.xlsx: the spreadsheet of the default rubric,
+     and the class report clase.html;
   6. prints where everything is, and stops the lab host unless --keep.
 
 Running it again reuses what is there: every step is idempotent.
@@ -235,7 +237,9 @@ func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
 	if err := step("3/5 the practice's Node app under PM2", "up", "--app", "node"); err != nil {
 		return err
 	}
-	benchArgs := []string{"bench", "--compare", "--results-dir", resultsDir}
+	benchHTML := filepath.Join(filepath.Dir(out), "informe.html")
+	classHTML := filepath.Join(filepath.Dir(out), "clase.html")
+	benchArgs := []string{"bench", "--compare", "--results-dir", resultsDir, "--html", benchHTML}
 	title := "4/5 the 4-way comparison, SHORT plan (--full for the practice's)"
 	if !full {
 		benchArgs = append(benchArgs, "--short")
@@ -245,11 +249,12 @@ func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
 	if err := step(title, benchArgs...); err != nil {
 		return err
 	}
-	if err := step("5/5 grade with the default rubric", "grade", "--out", out, "--results-dir", resultsDir); err != nil {
+	if err := step("5/5 grade with the default rubric", "grade", "--out", out, "--results-dir", resultsDir, "--html", classHTML); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.stdout, "\n== where everything is\n")
 	fmt.Fprintf(r.stdout, "spreadsheet:    %s\n", out)
+	fmt.Fprintf(r.stdout, "reports:        %s (bench), %s (class): open them in a browser\n", benchHTML, classHTML)
 	fmt.Fprintf(r.stdout, "bench results:  %s (deploylab bench ls --results-dir %s)\n", resultsDir, resultsDir)
 	if l != nil {
 		h := l.Hosts()[0]

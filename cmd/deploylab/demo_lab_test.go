@@ -65,6 +65,22 @@ func TestDemoLab(t *testing.T) {
 		t.Fatalf("notas.xlsx: %v", err)
 	}
 	f.Close()
+	// The two HTML reports, next to the spreadsheet.
+	for name, wants := range map[string][]string{
+		"informe.html": {`data-chart="blocking"`, `data-chart="rps"`, "all 4 light requests waited for the heavy one"},
+		"clase.html":   {`data-chart="criteria"`, "lab1"},
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, w := range wants {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s lacks %q", name, w)
+			}
+		}
+	}
 	// The lab is stopped and left nothing.
 	id := regexp.MustCompile(`lab id ([0-9a-f]+)`).FindStringSubmatch(stderr.String())
 	if id == nil {

@@ -19,7 +19,7 @@ func addBenchReportFlags(c *cobra.Command, live bool) {
 	f.String("html", "", "also write the report as one self-contained HTML file (charts inline; opens offline, prints to PDF)")
 	f.String("charts", "", "also write each chart into this directory as SVG, and PNG when Chromium is installed")
 	if live {
-		f.String("live", "", "serve the report on this address while the bench runs, updated as each run finishes (--live alone: "+render.DefaultLiveAddr+", loopback only)")
+		f.String("live", "", "serve the report while the bench runs, updated as each run finishes: --live ("+render.DefaultLiveAddr+", loopback only) or --live=ADDR")
 		f.Lookup("live").NoOptDefVal = render.DefaultLiveAddr
 	}
 }
