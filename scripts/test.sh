@@ -39,4 +39,4 @@ echo "== go test -race (packages that need no lab host)"
 # The race detector on the concurrent code: the payload (cluster master,
 # workers, loadgen), SSH/SFTP, bench and report. The lab tests ran above,
 # unraced: DEPLOYLAB_SKIP_LAB=1 is this run's explicit, logged skip of them.
-DEPLOYLAB_SKIP_LAB=1 go test -race -count=1 -timeout 20m "$@" ./payload/... ./remote ./inventory ./internal/... ./gradebook ./bench/...
+DEPLOYLAB_SKIP_LAB=1 go test -race -count=1 -timeout 20m "$@" ./payload/... ./remote ./inventory ./internal/... ./gradebook ./bench/... ./render
