@@ -331,7 +331,7 @@ func RunSessions(ctx context.Context, o SessionsOptions) (*SessionsResult, error
 		res.LostFraction = float64(res.Lost) / float64(res.FollowUps)
 	}
 	if o.Workers > 0 {
-		c.readStats(ctx, o.Workers, res)
+		c.ReadStats(ctx, o.Workers, res)
 	}
 	res.Explanation = ExplainSessions(res)
 	return res, ctx.Err()
@@ -358,9 +358,9 @@ type workerStats struct {
 	} `json:"samples"`
 }
 
-// readStats polls GET /sessions/stats until it has seen workers distinct
+// ReadStats polls GET /sessions/stats until it has seen workers distinct
 // workers (or 40 polls per worker), and joins their samples per token.
-func (c *SessionClient) readStats(ctx context.Context, workers int, res *SessionsResult) {
+func (c *SessionClient) ReadStats(ctx context.Context, workers int, res *SessionsResult) {
 	seen := map[int]workerStats{}
 	for i := 0; i < 40*workers && len(seen) < workers && ctx.Err() == nil; i++ {
 		code, b, err := c.do(ctx, "GET", "/sessions/stats", "", nil)

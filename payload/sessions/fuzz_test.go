@@ -48,7 +48,7 @@ func FuzzVerify(f *testing.F) {
 func FuzzParseMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"op":"add","tok":"abc","name":"ana","exp":5,"t":1}`, `{"op":"del","tok":"abc","t":1}`,
-		`{"op":"snap","entries":[["abc","ana",5]],"t":1,"last":true}`, `{"op":"snap","entries":[[]]}`,
+		`{"op":"snap","toks":["abc"],"names":["ana"],"exps":[5],"t":1,"last":true}`, `{"op":"snap","toks":[]}`,
 	} {
 		f.Add([]byte(s))
 	}

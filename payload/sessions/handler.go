@@ -35,6 +35,13 @@ type Server struct {
 	send   func(v any) error // to the master (master mode), SetSend
 
 	st stats
+
+	// Until the master's snapshot is complete, logouts relayed to this
+	// worker are remembered, so that the snapshot (copied earlier) cannot
+	// bring a revoked token back.
+	tombMu   sync.Mutex
+	tombs    map[string]struct{}
+	snapDone bool
 }
 
 // New returns the session routes for o.Mode (not Off).
@@ -207,12 +214,45 @@ func (s *Server) OnMessage(raw json.RawMessage) {
 		s.store.Add(Entry{Token: m.Tok, Name: m.Name, Exp: m.Exp})
 	case "del":
 		s.store.Revoke(m.Tok)
+		s.tombMu.Lock()
+		if !s.snapDone && len(s.tombs) < DefaultCap {
+			if s.tombs == nil {
+				s.tombs = map[string]struct{}{}
+			}
+			s.tombs[m.Tok] = struct{}{}
+		}
+		s.tombMu.Unlock()
 	case "snap":
+		s.tombMu.Lock()
+		if len(s.tombs) > 0 {
+			live := m.Snap[:0]
+			for _, e := range m.Snap {
+				if _, gone := s.tombs[e.Token]; !gone {
+					live = append(live, e)
+				}
+			}
+			m.Snap = live
+		}
+		if m.Last {
+			s.snapDone, s.tombs = true, nil
+		}
+		s.tombMu.Unlock()
 		s.store.AddAll(m.Snap)
 		s.st.snap(len(m.Snap), m.Last, now)
 		return
 	}
-	s.st.sample(shortID(m.Tok), m.Op, now.Sub(time.Unix(0, m.T)))
+	// A delay counts once this worker has its snapshot (it serves then): a
+	// message queued while it was starting measures its start-up, not the
+	// propagation. Without a master (tests) every message counts.
+	s.sendMu.Lock()
+	standalone := s.send == nil
+	s.sendMu.Unlock()
+	s.tombMu.Lock()
+	serving := s.snapDone || standalone
+	s.tombMu.Unlock()
+	if serving {
+		s.st.sample(shortID(m.Tok), m.Op, now.Sub(time.Unix(0, m.T)))
+	}
 }
 
 // String describes the server for a log line.

@@ -14,9 +14,8 @@ type Broadcaster interface {
 
 // Hub is the master's side of master mode: it keeps the cluster's token set
 // (bounded like a worker's) and relays each worker's news to the others.
-// Its lock is held while it relays and while it hands a new worker the
-// whole set, so a new worker never misses an event nor gets one out of
-// order.
+// Its lock is held while it relays (one order for every worker) and while
+// it copies the set for a new worker.
 type Hub struct {
 	mu    sync.Mutex
 	store *Store
@@ -48,18 +47,31 @@ func (h *Hub) OnMessage(b Broadcaster, from int, raw json.RawMessage) {
 }
 
 // OnFork hands a new worker the whole current set, in chunks, before it
-// serves (cluster.Config.OnFork).
+// serves (cluster.Config.OnFork). The set is copied under the hub's lock
+// and sent without it, so relaying never waits for a worker that is still
+// starting: a logout relayed before the snapshot reaches the new worker is
+// remembered by that worker until the snapshot's last chunk (Server.OnMessage).
 func (h *Hub) OnFork(send func(v any) error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	es := h.store.Snapshot()
+	h.mu.Unlock()
 	t := time.Now().UnixNano()
-	for i := 0; i == 0 || i < len(es); i += snapChunk {
-		chunk := es[i:min(i+snapChunk, len(es))]
-		last := i+snapChunk >= len(es)
-		if err := send(Message{Op: "snap", Snap: chunk, T: t, Last: last, Total: len(es)}); err != nil {
+	for i := 0; ; {
+		j, size := i, 0
+		for j < len(es) && j-i < snapChunk {
+			// JSON escapes <, > and & as \u003c: at most 6 bytes a byte.
+			sz := len(es[j].Token) + 6*len(es[j].Name) + 32
+			if size+sz > snapBytes {
+				break
+			}
+			size += sz
+			j++
+		}
+		last := j >= len(es)
+		if err := send(Message{Op: "snap", Snap: es[i:j], T: t, Last: last, Total: len(es)}); err != nil || last {
 			return
 		}
+		i = j
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 //
 //	{"op":"add","tok":…,"name":…,"exp":…,"t":…}   a worker issued a token
 //	{"op":"del","tok":…,"t":…}                     a worker revoked one
-//	{"op":"snap","entries":[[tok,name,exp],…],"t":…,"last":true,"total":N}
+//	{"op":"snap","toks":[…],"names":[…],"exps":[…],"t":…,"last":true,"total":N}
 //	                                               the master's state, in chunks, to a new worker
 //
 // t is when the event happened (unix ns, the host's clock): the receiving
@@ -27,29 +27,33 @@ type Message struct {
 }
 
 type wireMsg struct {
-	Op      string            `json:"op"`
-	Tok     string            `json:"tok,omitempty"`
-	Name    string            `json:"name,omitempty"`
-	Exp     int64             `json:"exp,omitempty"`
-	T       int64             `json:"t"`
-	Entries []json.RawMessage `json:"entries,omitempty"`
-	Last    bool              `json:"last,omitempty"`
-	Total   int               `json:"total,omitempty"`
+	Op    string   `json:"op"`
+	Tok   string   `json:"tok,omitempty"`
+	Name  string   `json:"name,omitempty"`
+	Exp   int64    `json:"exp,omitempty"`
+	T     int64    `json:"t"`
+	Toks  []string `json:"toks,omitempty"`
+	Names []string `json:"names,omitempty"`
+	Exps  []int64  `json:"exps,omitempty"`
+	Last  bool     `json:"last,omitempty"`
+	Total int      `json:"total,omitempty"`
 }
 
-// snapChunk is how many entries one snapshot message carries (an entry is
-// at most ~190 bytes of JSON; a cluster message at most 64 KiB).
-const snapChunk = 300
+// snapChunk is the most entries one snapshot message carries; the hub also
+// keeps each message under snapBytes (a cluster message is at most 64 KiB;
+// an entry's JSON is at most ~450 bytes, a name of 64 '<' escaped).
+const (
+	snapChunk = 1000
+	snapBytes = 48 << 10
+)
 
 // MarshalJSON writes the wire form.
 func (m Message) MarshalJSON() ([]byte, error) {
 	w := wireMsg{Op: m.Op, Tok: m.Tok, Name: m.Name, Exp: m.Exp, T: m.T, Last: m.Last, Total: m.Total}
 	for _, e := range m.Snap {
-		b, err := json.Marshal([]any{e.Token, e.Name, e.Exp})
-		if err != nil {
-			return nil, err
-		}
-		w.Entries = append(w.Entries, b)
+		w.Toks = append(w.Toks, e.Token)
+		w.Names = append(w.Names, e.Name)
+		w.Exps = append(w.Exps, e.Exp)
 	}
 	return json.Marshal(w)
 }
@@ -67,28 +71,24 @@ func ParseMessage(b []byte) (Message, error) {
 	m := Message{Op: w.Op, Tok: w.Tok, Name: w.Name, Exp: w.Exp, T: w.T, Last: w.Last, Total: w.Total}
 	switch w.Op {
 	case "add":
-		if !validToken(w.Tok) || !ValidName(w.Name) || len(w.Entries) > 0 {
+		if !validToken(w.Tok) || !ValidName(w.Name) || len(w.Toks)+len(w.Names)+len(w.Exps) > 0 {
 			return Message{}, errBadMsg
 		}
 	case "del":
-		if !validToken(w.Tok) || len(w.Entries) > 0 {
+		if !validToken(w.Tok) || len(w.Toks)+len(w.Names)+len(w.Exps) > 0 {
 			return Message{}, errBadMsg
 		}
 	case "snap":
-		if len(w.Entries) > snapChunk || w.Tok != "" {
+		n := len(w.Toks)
+		if n > snapChunk || len(w.Names) != n || len(w.Exps) != n || w.Tok != "" {
 			return Message{}, errBadMsg
 		}
-		for _, raw := range w.Entries {
-			var tuple []json.RawMessage
-			if json.Unmarshal(raw, &tuple) != nil || len(tuple) != 3 {
+		m.Snap = make([]Entry, n)
+		for i := range n {
+			if !validToken(w.Toks[i]) || !ValidName(w.Names[i]) {
 				return Message{}, errBadMsg
 			}
-			var e Entry
-			if json.Unmarshal(tuple[0], &e.Token) != nil || json.Unmarshal(tuple[1], &e.Name) != nil ||
-				json.Unmarshal(tuple[2], &e.Exp) != nil || !validToken(e.Token) || !ValidName(e.Name) {
-				return Message{}, errBadMsg
-			}
-			m.Snap = append(m.Snap, e)
+			m.Snap[i] = Entry{Token: w.Toks[i], Name: w.Names[i], Exp: w.Exps[i]}
 		}
 	default:
 		return Message{}, errBadMsg

@@ -171,7 +171,7 @@ func TestParseMessage(t *testing.T) {
 	good := []string{
 		`{"op":"add","tok":"` + tok + `","name":"ana","exp":5,"t":1}`,
 		`{"op":"del","tok":"` + tok + `","t":1}`,
-		`{"op":"snap","entries":[["` + tok + `","ana",5]],"t":1,"last":true,"total":1}`,
+		`{"op":"snap","toks":["` + tok + `"],"names":["ana"],"exps":[5],"t":1,"last":true,"total":1}`,
 		`{"op":"snap","t":1,"last":true}`,
 	}
 	for _, g := range good {
@@ -182,8 +182,8 @@ func TestParseMessage(t *testing.T) {
 	bad := []string{
 		``, `{}`, `[]`, `{"op":"add"}`, `{"op":"add","tok":"a b","name":"x"}`,
 		`{"op":"add","tok":"` + tok + `","name":""}`, `{"op":"del"}`, `{"op":"boom","tok":"x"}`,
-		`{"op":"snap","entries":[["x"]]}`, `{"op":"snap","entries":[[1,2,3]]}`, `{"op":"snap","entries":[["x","",1]]}`,
-		`{"op":"snap","entries":"x"}`,
+		`{"op":"snap","toks":["x"]}`, `{"op":"snap","toks":[1],"names":[2],"exps":[3]}`, `{"op":"snap","toks":["x"],"names":[""],"exps":[1]}`,
+		`{"op":"snap","toks":"x"}`,
 	}
 	for _, b := range bad {
 		if _, err := ParseMessage([]byte(b)); err == nil {
@@ -338,10 +338,56 @@ func TestHubRelaysAndHandsOver(t *testing.T) {
 		return nil
 	})
 	st := w.Stats()
-	if chunks != 4 || st.Tokens != 999 || st.HandoverTokens != 999 || st.Bad != 0 {
+	if chunks != 2 || st.Tokens != 999 || st.HandoverTokens != 999 || st.Bad != 0 {
 		t.Errorf("%d chunks, worker holds %d (handed %d, bad %d)", chunks, st.Tokens, st.HandoverTokens, st.Bad)
 	}
 	if _, ok := w.store.Get(toks[0]); ok {
 		t.Error("the revoked token was handed over")
+	}
+}
+
+// A logout relayed to a new worker before the master's snapshot (copied
+// earlier) reaches it does not come back with the snapshot.
+func TestSnapshotDoesNotResurrectLogout(t *testing.T) {
+	w, _ := New(Options{Mode: Master})
+	tok := NewToken()
+	exp := time.Now().Add(time.Hour).Unix()
+	del, _ := json.Marshal(Message{Op: "del", Tok: tok, T: 1})
+	w.OnMessage(del)
+	snap, _ := json.Marshal(Message{Op: "snap", Snap: []Entry{{Token: tok, Name: "ana", Exp: exp}}, T: 1, Last: true, Total: 1})
+	w.OnMessage(snap)
+	if _, ok := w.store.Get(tok); ok {
+		t.Error("the snapshot brought a revoked token back")
+	}
+}
+
+// Names that JSON escapes six-fold still fit the cluster's 64 KiB messages.
+func TestHubChunksFitMessages(t *testing.T) {
+	h := NewHub(0)
+	var r recorder
+	exp := time.Now().Add(time.Hour).Unix()
+	for range 2000 {
+		b, _ := json.Marshal(Message{Op: "add", Tok: NewToken(), Name: strings.Repeat("<", MaxName), Exp: exp, T: 1})
+		h.OnMessage(&r, 1, b)
+	}
+	w, _ := New(Options{Mode: Master})
+	h.OnFork(func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil || len(b)+1 > 64<<10 {
+			t.Fatalf("chunk of %d bytes: %v", len(b), err)
+		}
+		w.OnMessage(b)
+		return nil
+	})
+	if st := w.Stats(); st.Tokens != 2000 || st.Bad != 0 {
+		t.Errorf("worker holds %d tokens (bad %d), want 2000", st.Tokens, st.Bad)
+	}
+}
+
+func TestHubEmptyHandover(t *testing.T) {
+	var msgs []any
+	NewHub(0).OnFork(func(v any) error { msgs = append(msgs, v); return nil })
+	if len(msgs) != 1 || !msgs[0].(Message).Last {
+		t.Errorf("empty hand-over sent %v, want one last, empty chunk", msgs)
 	}
 }

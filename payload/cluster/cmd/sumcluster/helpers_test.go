@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 
 // proc is a running sumcluster master.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	sock   string
 	addr   string
@@ -74,7 +74,7 @@ type startOpts struct {
 // startCluster runs sumcluster on a free loopback port with a private
 // stats socket and waits until it is ready. It is killed (with its workers)
 // at the end of the test if still running.
-func startCluster(t *testing.T, o startOpts) *proc {
+func startCluster(t testing.TB, o startOpts) *proc {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sc-") // short: unix socket paths are limited
 	if err != nil {

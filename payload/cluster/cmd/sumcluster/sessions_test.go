@@ -14,7 +14,7 @@ import (
 )
 
 // keyFile writes a stateless session key and returns its path.
-func keyFile(t *testing.T) string {
+func keyFile(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "session.key")
 	if err := os.WriteFile(p, []byte("a-test-key-of-32-bytes-0123456789\n"), 0o600); err != nil {
@@ -23,7 +23,7 @@ func keyFile(t *testing.T) string {
 	return p
 }
 
-func sessionArgs(t *testing.T, mode string, extra ...string) []string {
+func sessionArgs(t testing.TB, mode string, extra ...string) []string {
 	args := append([]string{"--instances", "2", "--sessions", mode}, extra...)
 	if mode == "stateless" {
 		args = append(args, "--session-key-file", keyFile(t))
