@@ -267,11 +267,12 @@ func TestRunRateHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 300 requests are due in 1.5 s: never more (the schedule, not the
-	// machine's speed, bounds them); how close to 300 a loaded machine gets
-	// is BenchmarkRateHeld's measure, not a test.
-	if res.Completed < 1 || res.Completed > 302 || res.Errors.Total != 0 {
-		t.Errorf("completed %d (errors %+v), want 1..300 at 200 rps for 1.5 s", res.Completed, res.Errors)
+	// The schedule, not the machine's speed, bounds the requests: never
+	// more than 200 a second of the run (plus one due per client at the
+	// start); how close to 300 a loaded machine gets is BenchmarkRateHeld's
+	// measure, not a test.
+	if limit := int64(200*res.DurationS) + 10 + 1; res.Completed < 1 || res.Completed > limit || res.Errors.Total != 0 {
+		t.Errorf("completed %d in %.2fs (errors %+v), want 1..%d at 200 rps", res.Completed, res.DurationS, res.Errors, limit)
 	}
 	if !res.CoordinatedOmissionCorrected || res.RPSTarget != 200 || res.TimeLimitS != 1.5 {
 		t.Errorf("result fields: co %v target %v limit %v", res.CoordinatedOmissionCorrected, res.RPSTarget, res.TimeLimitS)
@@ -360,12 +361,29 @@ func TestRunCancelDuringDialsCountsNoErrors(t *testing.T) {
 	// Without keep-alive every request dials. When the caller cancels, the
 	// dials under way fail with "operation was canceled": the run's end,
 	// not the server's errors.
-	srv := newTestServer(t, hello)
+	// The run is cancelled once the server has answered 50 more requests
+	// (structural: on a loaded machine a fixed time may see none).
+	var served atomic.Int64
+	var mu sync.Mutex
+	var cancelAt int64
+	var cancelRun context.CancelFunc
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		hello(w, r)
+		n := served.Add(1)
+		mu.Lock()
+		if cancelRun != nil && n >= cancelAt {
+			cancelRun()
+		}
+		mu.Unlock()
+	})
 	for round := 0; round < 5; round++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		mu.Lock()
+		cancelAt, cancelRun = served.Load()+50, cancel
+		mu.Unlock()
 		res, err := Run(ctx, Options{URL: srv.URL, Concurrency: 20})
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || res == nil || !res.Interrupted {
+		if !errors.Is(err, context.Canceled) || res == nil || !res.Interrupted {
 			t.Fatalf("round %d: err %v result %+v", round, err, res)
 		}
 		if res.Completed == 0 || res.Errors.Total != 0 {
