@@ -43,7 +43,7 @@ func SelectionOf(c *config.Config, example string) Selection {
 		Inventory: c.Inventory, Host: c.Host, Limit: c.Limit,
 		User: c.User, Key: c.Key, KnownHosts: c.KnownHosts, AcceptNew: c.AcceptNew,
 		PasswordEnv: c.PasswordEnv, SudoPasswordEnv: c.SudoPasswordEnv,
-		ConnectTimeout: c.Timeout, Example: example,
+		ConnectTimeout: c.ConnectTimeout, Example: example,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -64,21 +65,21 @@ func newBenchCmd(r *rootCmd) *cobra.Command {
 		Long:  benchLong,
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if p, _ := c.Flags().GetBool("print-plan"); p {
-				_, err := r.stdout.Write(bench.DefaultPlanYAML())
-				return err
-			}
 			cfg, err := r.load(c)
 			if err != nil {
 				return err
 			}
-			if cmp, _ := c.Flags().GetBool("compare"); cmp {
+			if cfg.PrintPlan {
+				_, err := r.stdout.Write(bench.DefaultPlanYAML())
+				return err
+			}
+			if cfg.Compare {
 				return runCompare(r, c, cfg)
 			}
 			return runBench(r, c, cfg)
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, time.Hour)
 	f := c.Flags()
 	f.String("plan", "", "run the scenarios of this plan file (YAML) instead of the practice's")
 	f.Bool("print-plan", false, "print the default plan (to start a plan of your own) and exit")
@@ -88,7 +89,7 @@ func newBenchCmd(r *rootCmd) *cobra.Command {
 	f.BoolP("keepalive", "k", false, "with --url: reuse connections")
 	f.StringSlice("server", nil, "only these servers of the plan: single, cluster")
 	f.String("tool", bench.ToolLoadgen, "load generator on the host: loadgen (deploylab's) or loadtest (npm's, when installed)")
-	f.String("stack", bench.LangGo, "what the plan's servers are, stored with the results: go (deploylab up's) or node (up --app node's; --port 3100 --cluster-port 3101)")
+	f.String("stack", "", "(default go) what the plan's servers are, stored with the results: go (deploylab up's) or node (up --app node's; --port 3100 --cluster-port 3101)")
 	f.Int("port", 3000, "port of the single server (default plan)")
 	f.Int("cluster-port", 3001, "port of the clustered server (default plan)")
 	addResultsDirFlag(c)
@@ -103,14 +104,8 @@ func addResultsDirFlag(c *cobra.Command) {
 }
 
 // benchPlan builds the plan from --plan, --url/-n/-c/-k and --server.
-func benchPlan(c *cobra.Command, cfg *config.Config) (*bench.Plan, error) {
-	f := c.Flags()
-	planFile, _ := f.GetString("plan")
-	route, _ := f.GetString("url")
-	n, _ := f.GetInt("requests")
-	conc, _ := f.GetInt("concurrency")
-	keep, _ := f.GetBool("keepalive")
-	servers, _ := f.GetStringSlice("server")
+func benchPlan(cfg *config.Config) (*bench.Plan, error) {
+	planFile, route, n, conc, keep, servers := cfg.Plan, cfg.URL, cfg.Requests, cfg.Concurrency, cfg.Keepalive, cfg.Server
 	var p *bench.Plan
 	var err error
 	if planFile != "" {
@@ -132,11 +127,10 @@ func benchPlan(c *cobra.Command, cfg *config.Config) (*bench.Plan, error) {
 		if p, err = bench.OneOff(p, route, n, conc, keep); err != nil {
 			return nil, err
 		}
-	} else if f.Changed("requests") || f.Changed("concurrency") || f.Changed("keepalive") {
+	} else if n != 0 || conc != 0 || keep {
 		return nil, fail.Errorf(fail.Usage, "e.g. deploylab bench --host vm --url /api/500000 -n 5000 -c 50", "-n, -c and -k go with --url")
 	}
-	if f.Changed("stack") {
-		stack, _ := f.GetString("stack")
+	if stack := cfg.Stack; stack != "" {
 		if stack != bench.LangGo && stack != bench.LangNode {
 			return nil, fail.Errorf(fail.Usage, "use --stack go (deploylab up's servers) or --stack node (up --app node's)", "unknown stack %q", stack)
 		}
@@ -154,11 +148,11 @@ func benchPlan(c *cobra.Command, cfg *config.Config) (*bench.Plan, error) {
 }
 
 func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
-	tool, _ := c.Flags().GetString("tool")
+	tool := cfg.Tool
 	if tool != bench.ToolLoadgen && tool != bench.ToolLoadtest {
 		return fail.Errorf(fail.Usage, "use --tool loadgen (default) or --tool loadtest", "unknown tool %q", tool)
 	}
-	plan, err := benchPlan(c, cfg)
+	plan, err := benchPlan(cfg)
 	if err != nil {
 		return err
 	}
@@ -172,7 +166,7 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	}
 	opts := r.benchOptions(cfg, plan, tool, store)
 	var endLive func()
-	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
+	if opts.Progress, endLive, err = r.startLive(c, cfg, opts.Progress); err != nil {
 		return err
 	}
 	out, runErr := bench.Run(c.Context(), bench.TargetsOf(hosts), opts)
@@ -185,7 +179,7 @@ func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "\n%d runs stored in %s (deploylab bench show %s)\n", len(recs), store.Dir(), out.Batch)
-		if err := r.writeBenchReport(c, recs); err != nil {
+		if err := r.writeBenchReport(c.Context(), cfg, recs); err != nil {
 			return err
 		}
 	}
@@ -275,7 +269,7 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			asJSON, _ := c.Flags().GetBool("json")
+			asJSON := cfg.JSON
 			runs, err := store.Batch(args[0])
 			if err != nil {
 				return err
@@ -299,7 +293,7 @@ func newBenchShowCmd(r *rootCmd) *cobra.Command {
 			if err := bench.WriteTable(r.stdout, runs); err != nil {
 				return err
 			}
-			if err := r.writeBenchReport(c, runs); err != nil {
+			if err := r.writeBenchReport(c.Context(), cfg, runs); err != nil {
 				return err
 			}
 			if len(runs) == 1 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/deploylab/deploylab/bench"
 	"github.com/deploylab/deploylab/deploy"
@@ -26,8 +27,7 @@ func addNodeAppFlags(c *cobra.Command) {
 
 // nodeApp reads --app: isNode and the Node deployment when it is node.
 func nodeApp(c *cobra.Command, cfg *config.Config) (deploy.NodeDeployment, bool, error) {
-	app, _ := c.Flags().GetString("app")
-	switch app {
+	switch app := cfg.App; app {
 	case "", "go":
 		return deploy.NodeDeployment{}, false, nil
 	case "node":
@@ -39,8 +39,7 @@ func nodeApp(c *cobra.Command, cfg *config.Config) (deploy.NodeDeployment, bool,
 			return deploy.NodeDeployment{}, false, fail.Errorf(fail.Usage, "with --app node use --node-port and --node-cluster-port; the Node app always runs under PM2", "--%s is for --app go", name)
 		}
 	}
-	np, _ := c.Flags().GetInt("node-port")
-	ncp, _ := c.Flags().GetInt("node-cluster-port")
+	np, ncp := cfg.NodePort, cfg.NodeClusterPort
 	nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{Port: np, ClusterPort: ncp, Instances: cfg.Instances})
 	return nd, true, err
 }
@@ -64,8 +63,7 @@ func addCompareFlags(c *cobra.Command) {
 // compareStacks are the four servers at the configured ports.
 func compareStacks(c *cobra.Command, cfg *config.Config) []bench.Stack {
 	st := bench.DefaultStacks()
-	np, _ := c.Flags().GetInt("node-port")
-	ncp, _ := c.Flags().GetInt("node-cluster-port")
+	np, ncp := cfg.NodePort, cfg.NodeClusterPort
 	st[0].Port, st[1].Port, st[2].Port, st[3].Port = np, ncp, cfg.Port, cfg.ClusterPort
 	return st
 }
@@ -78,15 +76,15 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 			return fail.Errorf(fail.Usage, "use --plan FILE (or --short) to choose the scenarios of --compare", "--%s does not go with --compare", name)
 		}
 	}
-	tool, _ := f.GetString("tool")
+	tool := cfg.Tool
 	if tool != bench.ToolLoadgen && tool != bench.ToolLoadtest {
 		return fail.Errorf(fail.Usage, "use --tool loadgen (default) or --tool loadtest", "unknown tool %q", tool)
 	}
 	plan := bench.DefaultPlan()
-	if short, _ := f.GetBool("short"); short {
+	if cfg.Short {
 		plan = bench.ShortPlan()
 	}
-	if pf, _ := f.GetString("plan"); pf != "" {
+	if pf := cfg.Plan; pf != "" {
 		var err error
 		if plan, err = bench.LoadPlan(pf); err != nil {
 			return err
@@ -102,7 +100,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	}
 	opts := r.benchOptions(cfg, plan, tool, store)
 	var endLive func()
-	if opts.Progress, endLive, err = r.startLive(c, opts.Progress); err != nil {
+	if opts.Progress, endLive, err = r.startLive(c, cfg, opts.Progress); err != nil {
 		return err
 	}
 	cmp, runErr := bench.Compare(c.Context(), bench.TargetsOf(hosts), compareStacks(c, cfg), opts)
@@ -112,7 +110,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "\n%d runs stored in %s\n", len(cmp.Records), store.Dir())
-		if err := r.writeBenchReport(c, cmp.Records); err != nil {
+		if err := r.writeBenchReport(c.Context(), cfg, cmp.Records); err != nil {
 			return err
 		}
 	}
@@ -164,12 +162,21 @@ func newDemoCmd(r *rootCmd) *cobra.Command {
 			return runDemo(r, c, cfg)
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, 0)
 	f := c.Flags()
 	f.Bool("keep", false, "leave the lab host running at the end (it is stopped otherwise)")
 	f.Bool("full", false, "bench with the practice's plan (several minutes) instead of the short one")
 	f.StringP("out", "o", "notas.xlsx", "the spreadsheet grade writes")
-	f.String("lab-dir", DefaultDemoLabDir, "where the demo's lab host keeps its state, keys and inventory")
+	f.String("demo-lab-dir", DefaultDemoLabDir, "where the demo's lab host keeps its state, keys and inventory (--lab-dir is accepted too)")
+	// The demo's lab directory is its own setting (demo-lab-dir), apart
+	// from lab-dir, so that a lab-dir in deploylab.yaml never makes the
+	// demo stop the user's lab hosts; --lab-dir still names it here.
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "lab-dir" {
+			name = "demo-lab-dir"
+		}
+		return pflag.NormalizedName(name)
+	})
 	f.String("cache-dir", "/var/cache/deploylab", "where built host images are cached")
 	addResultsDirFlag(c)
 	return c
@@ -180,13 +187,11 @@ func newDemoCmd(r *rootCmd) *cobra.Command {
 func runDemo(r *rootCmd, c *cobra.Command, cfg *config.Config) (err error) {
 	f := c.Flags()
 	ctx := c.Context()
-	keep, _ := f.GetBool("keep")
-	full, _ := f.GetBool("full")
-	out, _ := f.GetString("out")
+	keep, full, out := cfg.Keep, cfg.Full, cfg.Out
 	resultsDir := config.ExpandHome(cfg.ResultsDir)
 	// The demo's own lab directory (not the lab-dir setting of deploylab
 	// lab): the demo stops its host, never the user's.
-	labDir, _ := f.GetString("lab-dir")
+	labDir := cfg.DemoLabDir
 	if abs, aerr := filepath.Abs(out); aerr == nil {
 		out = abs
 	}

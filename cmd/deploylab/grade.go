@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/deploylab/deploylab"
 	"github.com/deploylab/deploylab/bench"
@@ -22,7 +23,7 @@ import (
 
 const gradeLong = `Grade every student's VM into a spreadsheet.
 
-For each host (in parallel, --forks at a time, each within --host-timeout) it
+For each host (in parallel, --forks at a time, each within --timeout, 2m) it
 connects over SSH, observes the host once (one batched round trip: processes,
 listening ports, HTTP answers, the blocking experiment, PM2, systemd units,
 project files, shell history), runs the rubric's checks, adds the latest
@@ -65,14 +66,20 @@ func newGradeCmd(r *rootCmd) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	addHostFlags(c)
+	addHostFlags(c, grade.DefaultHostTimeout)
 	f.StringP("out", "o", "", "the spreadsheet to write (notas.xlsx); manual marks in an existing one are kept")
 	f.String("csv", "", "also write the grades as a CSV in Moodle's import shape")
 	f.String("feedback", "", "also write one feedback text (and HTML page) per student in this directory")
 	f.String("html", "", "also write the class report as one self-contained HTML file (clase.html): marks per criterion, the class table, a page per student")
 	f.String("rubric", "", "the rubric to grade with (default: the built-in rubric.yaml)")
 	f.Bool("active", false, "also run the checks that disturb the host (kill a worker, reload under load)")
-	f.Duration("host-timeout", grade.DefaultHostTimeout, "time limit for one host's whole visit")
+	// --host-timeout is the old name of --timeout (one host's whole visit).
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := config.Renamed[name]; ok {
+			name = to
+		}
+		return pflag.NormalizedName(name)
+	})
 	f.String("results-dir", fmt.Sprint(config.Defaults["results-dir"]), "where deploylab bench stored its results (the latest per host are graded)")
 	f.String("gradebook-id", "auto", "the CSV's identifying column: email, idnumber, or auto (email when every student has one)")
 	return c
@@ -107,12 +114,7 @@ func loadRubric(path string) (*checks.Rubric, error) {
 }
 
 func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
-	f := c.Flags()
-	out, _ := f.GetString("out")
-	csvPath, _ := f.GetString("csv")
-	fbDir, _ := f.GetString("feedback")
-	htmlPath, _ := f.GetString("html")
-	active, _ := f.GetBool("active")
+	out, csvPath, fbDir, htmlPath, active := cfg.Out, cfg.CSV, cfg.Feedback, cfg.HTML, cfg.Active
 	if out == "" {
 		return fail.Errorf(fail.Usage, "e.g. deploylab grade -i clase.yaml --out notas.xlsx", "--out is required")
 	}
@@ -134,7 +136,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		return err
 	}
 	opts := grade.Options{
-		Rubric: rubric, Targets: targets, Forks: cfg.Forks, HostTimeout: cfg.HostTimeout, Active: active,
+		Rubric: rubric, Targets: targets, Forks: cfg.Forks, HostTimeout: cfg.Timeout, Active: active,
 		Bench: benchSrc,
 		Dial:  func(ctx context.Context, h remote.Host) (grade.Runner, error) { return r.dial(ctx, h) },
 		Out:   out, CSV: csvPath, FeedbackDir: fbDir, HTML: htmlPath, Version: versionString(),

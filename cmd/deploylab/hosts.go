@@ -20,7 +20,10 @@ import (
 // Settings in the inventory win over --user, --key, --known-hosts and
 // --password-env, which fill in what the inventory leaves out (as Ansible's
 // -u does).
-func addHostFlags(c *cobra.Command) {
+//
+// timeout is the command's default time limit for one host's whole work
+// (0: none); --connect-timeout bounds the connection alone.
+func addHostFlags(c *cobra.Command, timeout time.Duration) {
 	f := c.Flags()
 	f.StringP("inventory", "i", "", "inventory file (YAML or Ansible INI) listing the hosts")
 	f.String("host", "", "one host, [user@]address[:port], instead of an inventory")
@@ -32,7 +35,8 @@ func addHostFlags(c *cobra.Command) {
 	f.String("password-env", "", "name of an environment variable holding the SSH password (never the password itself)")
 	f.String("sudo-password-env", "", "name of an environment variable holding the sudo password, for users whose sudo asks for one (on a terminal it is asked instead)")
 	f.Int("forks", 10, "how many hosts to work on at once")
-	f.Duration("timeout", 30*time.Second, "time limit for connecting to a host")
+	f.Duration("timeout", timeout, "time limit for one host's whole work (a bare number is seconds; 0: none)")
+	f.Duration("connect-timeout", 30*time.Second, "time limit for connecting to a host (TCP and SSH handshake)")
 }
 
 // targets are the configured hosts (inventory or --host, and --limit) and

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deploylab/deploylab/bench"
+	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/render"
 )
@@ -27,9 +28,9 @@ func addBenchReportFlags(c *cobra.Command, live bool) {
 // startLive starts the live page when --live was given, and returns the
 // progress to give the bench (the terminal's and the page's) and a
 // function to call when the bench is over.
-func (r *rootCmd) startLive(c *cobra.Command, prog bench.Progress) (bench.Progress, func(), error) {
-	addr, _ := c.Flags().GetString("live")
-	if !c.Flags().Changed("live") {
+func (r *rootCmd) startLive(c *cobra.Command, cfg *config.Config, prog bench.Progress) (bench.Progress, func(), error) {
+	addr := cfg.Live
+	if addr == "" {
 		return prog, func() {}, nil
 	}
 	l, err := render.NewLive(addr, nil, render.BenchOptions{Version: versionString()})
@@ -51,9 +52,8 @@ func (r *rootCmd) startLive(c *cobra.Command, prog bench.Progress) (bench.Progre
 }
 
 // writeBenchReport writes --html and --charts for runs, when asked.
-func (r *rootCmd) writeBenchReport(c *cobra.Command, runs []*bench.Record) error {
-	htmlPath, _ := c.Flags().GetString("html")
-	chartsDir, _ := c.Flags().GetString("charts")
+func (r *rootCmd) writeBenchReport(ctx context.Context, cfg *config.Config, runs []*bench.Record) error {
+	htmlPath, chartsDir := cfg.HTML, cfg.Charts
 	if (htmlPath == "" && chartsDir == "") || len(runs) == 0 {
 		return nil
 	}
@@ -71,7 +71,7 @@ func (r *rootCmd) writeBenchReport(c *cobra.Command, runs []*bench.Record) error
 	if err != nil {
 		return fail.New(fail.Usage, "pass a writable --charts directory", err)
 	}
-	ctx, cancel := context.WithTimeout(c.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	pngs, err := render.WritePNGs(ctx, svgs)
 	fmt.Fprintf(r.stdout, "charts: %d SVG and %d PNG files in %s\n", len(svgs), len(pngs), chartsDir)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/remote"
@@ -33,7 +35,11 @@ manager, and grade it", for one student's VM or a whole class.
 Settings come from flags, then DEPLOYLAB_* environment variables (DEPLOYLAB_FORKS,
 DEPLOYLAB_LAB_DIR, ...), then deploylab.yaml (in the working directory or
 ~/.config/deploylab/), then built-in defaults. A setting has the same name
-everywhere: --accept-new, DEPLOYLAB_ACCEPT_NEW, accept-new: true.`
+everywhere: --accept-new, DEPLOYLAB_ACCEPT_NEW, accept-new: true. Every flag of
+every command is such a setting (--node-port: DEPLOYLAB_NODE_PORT, node-port).
+Durations take units (30s, 2m) or a bare number of seconds. --timeout bounds
+each host's whole work (its default depends on the command), --connect-timeout
+the connection alone.`
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *rootCmd {
 	r := &rootCmd{stdin: stdin, stdout: stdout, stderr: stderr}
@@ -63,8 +69,18 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *rootCmd {
 }
 
 // load reads the configuration for c (its flags and the persistent ones).
+// Its warnings go to stderr, and the run's --forks and --timeout become the
+// defaults of every host loop under c's context (fleet.WithDefaults).
 func (r *rootCmd) load(c *cobra.Command) (*config.Config, error) {
-	return config.Load(c.Flags(), r.configPath)
+	cfg, err := config.Load(c.Flags(), r.configPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(r.stderr, "deploylab: warning: %s\n", w)
+	}
+	c.SetContext(fleet.WithDefaults(c.Context(), fleet.Options{Forks: cfg.Forks, Timeout: cfg.Timeout}))
+	return cfg, nil
 }
 
 // exactArgs is cobra.ExactArgs with a usage-classified error.

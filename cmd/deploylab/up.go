@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/deploylab/deploylab/deploy"
 	"github.com/deploylab/deploylab/fleet"
@@ -59,13 +60,12 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			check, _ := c.Flags().GetBool("check")
-			asJSON, _ := c.Flags().GetBool("json")
+			check, asJSON := cfg.Check, cfg.JSON
 			nd, isNode, err := nodeApp(c, cfg)
 			if err != nil {
 				return err
 			}
-			d, err := deploy.NewDeployment(deploy.DeploymentOptions{Port: cfg.Port, ClusterPort: cfg.ClusterPort, Instances: cfg.Instances, Supervisor: flagString(c, "supervisor")})
+			d, err := deploy.NewDeployment(deploy.DeploymentOptions{Port: cfg.Port, ClusterPort: cfg.ClusterPort, Instances: cfg.Instances, Supervisor: cfg.Supervisor})
 			if err != nil {
 				return err
 			}
@@ -100,10 +100,10 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return finishRecap(r, c, rc)
+			return finishRecap(r, cfg.JSON, rc)
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, 15*time.Minute)
 	f := c.Flags()
 	f.Bool("check", false, "report what would change, change nothing")
 	f.Bool("json", false, "print the result as JSON (schema deploylab.up/v1) instead of lines and a recap")

@@ -16,12 +16,6 @@ import (
 // PM2's verbs for what up deployed: ls, logs, reload, restart, stop,
 // start, down, monit.
 
-// flagString reads a string flag c may not have ("" then).
-func flagString(c *cobra.Command, name string) string {
-	s, _ := c.Flags().GetString(name)
-	return s
-}
-
 // serviceArg accepts at most one argument: single, cluster or all.
 func serviceArg(c *cobra.Command, args []string) error {
 	if len(args) > 1 {
@@ -53,7 +47,7 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 		return nil, err
 	}
 	var node *deploy.NodeDeployment
-	switch app := flagString(c, "app"); app {
+	switch app := cfg.App; app {
 	case "", "go":
 	case "node":
 		nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{})
@@ -112,7 +106,7 @@ master's statistics socket, in one round trip per host.
 			if err != nil {
 				return err
 			}
-			asJSON, _ := c.Flags().GetBool("json")
+			asJSON := v.cfg.JSON
 			hosts, rc := deploy.Ls(c.Context(), v.targets, v.lsOptions())
 			if asJSON {
 				err = deploy.WriteLsJSON(r.stdout, hosts)
@@ -125,7 +119,7 @@ master's statistics socket, in one round trip per host.
 			return rc.Err()
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, time.Minute)
 	addAppFlag(c)
 	c.Flags().Bool("json", false, "print JSON (schema deploylab.ls/v1) instead of tables")
 	return c
@@ -145,8 +139,7 @@ plain snapshots are printed one after another, N of them.
 			if err != nil {
 				return err
 			}
-			count, _ := c.Flags().GetInt("count")
-			every, _ := c.Flags().GetDuration("interval")
+			count, every := v.cfg.Count, v.cfg.Interval
 			if count < 0 {
 				return fail.Errorf(fail.Usage, "give a count of 1 or more (0: until Ctrl-C)", "--count %d is negative", count)
 			}
@@ -182,7 +175,7 @@ plain snapshots are printed one after another, N of them.
 			return nil
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, time.Minute)
 	addAppFlag(c)
 	c.Flags().Int("count", 0, "print this many snapshots and exit (0: until Ctrl-C)")
 	c.Flags().Duration("interval", time.Second, "time between refreshes")
@@ -203,8 +196,7 @@ new lines until Ctrl-C. With several hosts each line starts with the host.
 			if err != nil {
 				return err
 			}
-			follow, _ := c.Flags().GetBool("follow")
-			lines, _ := c.Flags().GetInt("lines")
+			follow, lines := v.cfg.Follow, v.cfg.Lines
 			if lines < 1 {
 				return fail.Errorf(fail.Usage, "give --lines 1 or more", "--lines %d is not a line count", lines)
 			}
@@ -212,7 +204,7 @@ new lines until Ctrl-C. With several hosts each line starts with the host.
 				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1, Node: v.node})
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, 0)
 	addAppFlag(c)
 	c.Flags().BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
 	c.Flags().IntP("lines", "n", 50, "how many past lines to print per host")
@@ -231,25 +223,24 @@ func newControlCmd(r *rootCmd, verb deploy.Verb, short, long string) *cobra.Comm
 				return err
 			}
 			o := deploy.ControlOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node}
-			if asJSON, _ := c.Flags().GetBool("json"); !asJSON {
+			if !v.cfg.JSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
 			}
 			rc, err := deploy.Control(c.Context(), v.targets, verb, o)
 			if err != nil {
 				return err
 			}
-			return finishRecap(r, c, rc)
+			return finishRecap(r, v.cfg.JSON, rc)
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, 5*time.Minute)
 	addAppFlag(c)
 	c.Flags().Bool("json", false, "print the result as JSON instead of a recap")
 	return c
 }
 
 // finishRecap prints the recap (or JSON) and returns the run's error.
-func finishRecap(r *rootCmd, c *cobra.Command, rc *deploy.Recap) error {
-	asJSON, _ := c.Flags().GetBool("json")
+func finishRecap(r *rootCmd, asJSON bool, rc *deploy.Recap) error {
 	if asJSON {
 		if err := deploy.WriteJSON(r.stdout, rc); err != nil {
 			return err
@@ -286,8 +277,7 @@ npm, ~/.npm: only what up recorded it installed), then ~/deploylab-node.
 			if err != nil {
 				return err
 			}
-			check, _ := c.Flags().GetBool("check")
-			asJSON, _ := c.Flags().GetBool("json")
+			check, asJSON := v.cfg.Check, v.cfg.JSON
 			o := deploy.DownOptions{Deployment: v.d, Forks: v.cfg.Forks, Check: check, Dial: v.dial, Node: v.node}
 			if !asJSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
@@ -296,10 +286,10 @@ npm, ~/.npm: only what up recorded it installed), then ~/deploylab-node.
 			if err != nil {
 				return err
 			}
-			return finishRecap(r, c, rc)
+			return finishRecap(r, v.cfg.JSON, rc)
 		},
 	}
-	addHostFlags(c)
+	addHostFlags(c, 10*time.Minute)
 	addAppFlag(c)
 	c.Flags().Bool("check", false, "report what would be removed, remove nothing")
 	c.Flags().Bool("json", false, "print the result as JSON instead of lines and a recap")

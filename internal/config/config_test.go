@@ -102,7 +102,9 @@ func TestErrors(t *testing.T) {
 		{"password", "password: x\n", ":1: passwords do not belong", nil},
 		{"bad yaml", "forks: [\n", "deploylab.yaml: ", nil},
 		{"not a mapping", "- a\n", ":1: want a mapping", nil},
-		{"bad type", "forks: many\n", "config: ", nil},
+		{"bad type", "forks: many\n", `deploylab.yaml:1: forks: "many" is not a whole number`, nil},
+		{"bad duration", "verbose: true\ntimeout: soon\n", `deploylab.yaml:2: timeout: "soon" is not a duration`, nil},
+		{"renamed", "host-timeout: 3m\n", `:1: "host-timeout" is now called "timeout"`, nil},
 		{"forks range", "forks: 0\n", "forks 0 is out of range", nil},
 		{"inventory and host", "inventory: a.yaml\nhost: b\n", "cannot be used together", nil},
 	}
@@ -120,5 +122,70 @@ func TestErrors(t *testing.T) {
 	}
 	if _, err := Load(nil, "/nonexistent/deploylab.yaml"); err == nil || fail.KindOf(err) != fail.Usage {
 		t.Errorf("missing --config file: err = %v", err)
+	}
+}
+
+// TestDurations: a bare number is seconds wherever it comes from (YAML
+// `timeout: 5` used to be 5ns); units work as before.
+func TestDurations(t *testing.T) {
+	hermetic(t)
+	for _, tc := range []struct {
+		file string
+		env  string
+		want time.Duration
+	}{
+		{"timeout: 5\n", "", 5 * time.Second},
+		{"timeout: 2.5\n", "", 2500 * time.Millisecond},
+		{"timeout: 90s\n", "", 90 * time.Second},
+		{"timeout: 2m\n", "", 2 * time.Minute},
+		{"", "7", 7 * time.Second},
+		{"", "1h", time.Hour},
+	} {
+		if tc.env != "" {
+			t.Setenv("DEPLOYLAB_TIMEOUT", tc.env)
+		}
+		c, err := Load(nil, writeFile(t, tc.file))
+		os.Unsetenv("DEPLOYLAB_TIMEOUT")
+		if err != nil || c.Timeout != tc.want {
+			t.Errorf("file %q env %q: timeout %v (%v), want %v", tc.file, tc.env, c, err, tc.want)
+		}
+	}
+}
+
+// TestTypeErrorsOneLine: a bad value is one line naming where it came from.
+func TestTypeErrorsOneLine(t *testing.T) {
+	hermetic(t)
+	t.Setenv("DEPLOYLAB_PORT", "http")
+	_, err := Load(nil, writeFile(t, "forks: 3\n"))
+	if err == nil || err.Error() != `DEPLOYLAB_PORT: "http" is not a whole number` {
+		t.Errorf("err = %v", err)
+	}
+	os.Unsetenv("DEPLOYLAB_PORT")
+	_, err = Load(nil, writeFile(t, "forks: 3\naccept-new: [yes]\n"))
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "deploylab.yaml:2: accept-new: ") {
+		t.Errorf("err = %q, want one line with file:line", err)
+	}
+}
+
+// TestAcceptNewInWorkingDirectory: a ./deploylab.yaml that turns on
+// accept-new is warned about, naming the file and line.
+func TestAcceptNewInWorkingDirectory(t *testing.T) {
+	hermetic(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if err := os.WriteFile(FileName, []byte("forks: 2\naccept-new: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], "deploylab.yaml:2 in the working directory turns on accept-new") {
+		t.Errorf("warnings %q", c.Warnings)
+	}
+	// Asked for explicitly (--config), it is the user's choice: no warning.
+	if c, err := Load(nil, FileName); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("--config: warnings %q, %v", c.Warnings, err)
 	}
 }
