@@ -522,7 +522,9 @@ func GradeHost(ctx context.Context, o Options, t Target) HostResult {
 	facts, sudo, err := observe(hctx, o, t)
 	facts.Host = t.Student.Host
 	if err != nil {
-		if ctx.Err() != nil {
+		// ctx may be the fleet's per-host context: its deadline is this
+		// host's time limit, not a cancelled run.
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return interrupted(o.Rubric, t, time.Since(start))
 		}
 		facts.Reachable = false

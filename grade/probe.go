@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"slices"
 	"strings"
 
@@ -72,6 +73,7 @@ func (p *prober) probe(ctx context.Context, o checks.ProbeOptions) (checks.HostF
 	return f, nil
 }
 
+// firstLine is the first line of what the host printed, escaped.
 func firstLine(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -80,5 +82,5 @@ func firstLine(b []byte) string {
 	if len(s) > 200 {
 		s = s[:200]
 	}
-	return s
+	return safetext.Line(s)
 }
