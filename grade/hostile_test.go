@@ -125,7 +125,7 @@ func TestHostileClass(t *testing.T) {
 			}
 		}
 	}()
-	const hostTimeout = 45 * time.Second
+	const hostTimeout = 20 * time.Second
 	start := time.Now()
 	sum, err := Run(context.Background(), Options{Rubric: r, Out: out, Targets: targets, Dial: hostileDial,
 		HostTimeout: hostTimeout, Warn: &warn, Forks: 10,

@@ -30,9 +30,10 @@ import (
 type Mode int
 
 const (
-	// Normal runs every command with /bin/sh on this machine, as it is.
+	// Normal runs every command with /bin/sh on this machine, as root, in
+	// namespaces of its own (processes, network): an empty VM.
 	Normal Mode = iota
-	// Tricky runs every command with /bin/sh on this machine, with fake
+	// Tricky runs every command as Normal does, with fake
 	// ps, ss and pm2 first in PATH that print hostile text: processes named
 	// with escape sequences and control characters, fields separated by
 	// vertical tabs, bogus ss lines, a broken pm2 jlist.
@@ -214,7 +215,11 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				}()
 			default:
 				go func() {
-					cmd := exec.Command("/bin/sh", "-c", p.Cmd)
+					// A VM of its own: its own processes (PID namespace, /proc)
+					// and network (loopback only), so that what it shows does
+					// not depend on what else runs on this machine.
+					cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--net", "--",
+						"sh", "-c", "ip link set lo up 2>/dev/null; exec /bin/sh -c \"$0\"", p.Cmd)
 					if s.Mode == Tricky {
 						cmd.Env = append(os.Environ(), "PATH="+filepath.Join(s.dir, "bin")+":"+os.Getenv("PATH"))
 					}
