@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -14,8 +15,8 @@ import (
 	"sync"
 
 	"github.com/deploylab/deploylab/checks"
-	"github.com/deploylab/deploylab/internal/atomicfile"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/safetext"
 )
 
 // Store is the local results directory: one JSON file per run, under a
@@ -23,6 +24,24 @@ import (
 type Store struct {
 	dir string
 	mu  sync.Mutex
+	// Warn, when set, is told (once per file) about result files that are
+	// skipped because they cannot be read: which file and why.
+	Warn   io.Writer
+	warned map[string]bool
+}
+
+// skipped reports a result file that List leaves out.
+func (s *Store) skipped(path string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Warn == nil || s.warned[path] {
+		return
+	}
+	if s.warned == nil {
+		s.warned = map[string]bool{}
+	}
+	s.warned[path] = true
+	fmt.Fprintf(s.Warn, "warning: results: skipped %s\n", safetext.Line(path+": "+strings.TrimPrefix(err.Error(), path+": ")))
 }
 
 // OpenStore opens (creating it if needed) the results directory dir.
@@ -78,22 +97,57 @@ func (s *Store) Save(r *Record) error {
 		}
 		base = safeName(fmt.Sprintf("%s-%s-%s-%s", r.Batch, r.Host.Name, server, r.Scenario.Name))
 	}
-	id := base
-	for i := 2; ; i++ {
-		if _, err := os.Stat(filepath.Join(dir, id+".json")); errors.Is(err, fs.ErrNotExist) {
-			break
+	// The ID is claimed and the file written in one step: the run is
+	// written to a temp file and hard-linked to its name, which fails if
+	// another bench (another process) took the name first; then the next
+	// name is tried. A reader never sees a half-written result.
+	for i := 1; ; i++ {
+		id := base
+		if i > 1 {
+			id = fmt.Sprintf("%s-%d", base, i)
 		}
-		id = fmt.Sprintf("%s-%d", base, i)
+		r.ID = id
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("save result %s: %w", id, err)
+		}
+		err := linkNew(filepath.Join(dir, id+".json"), buf.Bytes())
+		if errors.Is(err, fs.ErrExist) && i < 10000 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("save result %s: %w", id, err)
+		}
+		return nil
 	}
-	r.ID = id
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("save result %s: %w", id, err)
+}
+
+// linkNew writes data to path, which must not exist: a synced temp file in
+// the same directory, hard-linked to path (fs.ErrExist if path exists).
+func linkNew(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, id+".json"), buf.Bytes(), 0o644)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
 }
 
 // Load reads the run with this ID, or with a unique ID prefix.
@@ -136,8 +190,8 @@ func (s *Store) Batch(batch string) ([]*Record, error) {
 }
 
 // List returns the stored runs of host ("" for every host), oldest first.
-// Files that are not results (or are damaged) are skipped; an unreadable
-// directory is an error.
+// Files that are not results (or are damaged) are skipped, each named with
+// the reason on Warn; an unreadable directory is an error.
 func (s *Store) List(host string) ([]*Record, error) {
 	var dirs []string
 	if host != "" {
@@ -168,6 +222,7 @@ func (s *Store) List(host string) ([]*Record, error) {
 			}
 			r, err := readRecord(filepath.Join(d, e.Name()))
 			if err != nil {
+				s.skipped(filepath.Join(d, e.Name()), err)
 				continue
 			}
 			if host != "" && r.Host.Name != host {

@@ -228,3 +228,73 @@ func TestOpenStoreErrors(t *testing.T) {
 		t.Errorf("OpenStore(under a file) = %v", err)
 	}
 }
+
+// TestStoreConcurrentSaves: two benches (two Stores on one directory, as two
+// processes) saving runs with the same ID at once: every run gets its own
+// file, none is overwritten, no temp file is left.
+func TestStoreConcurrentSaves(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := OpenStore(dir)
+	b, _ := OpenStore(dir)
+	const n = 20
+	errs := make(chan error, 2*n)
+	ids := make(chan string, 2*n)
+	for _, s := range []*Store{a, b} {
+		for range n {
+			go func() {
+				r := *practiceRecords()[0]
+				r.ID = ""
+				err := s.Save(&r)
+				errs <- err
+				ids <- r.ID
+			}()
+		}
+	}
+	seen := map[string]bool{}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		id := <-ids
+		if seen[id] {
+			t.Errorf("ID %s given twice", id)
+		}
+		seen[id] = true
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "alu01"))
+	if len(ents) != 2*n {
+		t.Errorf("%d files for %d saves", len(ents), 2*n)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("temp file left: %s", e.Name())
+		}
+	}
+}
+
+// TestStoreNamesDamagedFiles: a damaged result file is skipped, and the
+// warning names it and says why (once, however often the store is read).
+func TestStoreNamesDamagedFiles(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := OpenStore(dir)
+	var warn strings.Builder
+	s.Warn = &warn
+	if err := s.Save(practiceRecords()[0]); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "alu01", "cut.json")
+	os.WriteFile(bad, []byte(`{"schema": "deploylab.bench/v1", "result": {`), 0o644)
+	other := filepath.Join(dir, "alu01", "other.json")
+	os.WriteFile(other, []byte(`{"hello": 1}`), 0o644)
+	for range 2 {
+		runs, err := s.List("")
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("%d runs, %v", len(runs), err)
+		}
+	}
+	want := "warning: results: skipped " + bad + ": unexpected end of JSON input\n" +
+		"warning: results: skipped " + other + ": not a deploylab.bench/v1 document\n"
+	if warn.String() != want {
+		t.Errorf("warnings:\n%s\nwant:\n%s", warn.String(), want)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/safetext"
 )
 
 // DefaultForks is the number of hosts worked on at once when
@@ -168,7 +169,7 @@ func runOne[R any](ctx context.Context, i int, o Options, grace time.Duration, n
 		var r ret
 		defer func() {
 			if p := recover(); p != nil {
-				r = ret{panic: &PanicError{Value: Escape(fmt.Sprint(p)), Stack: string(debug.Stack())}}
+				r = ret{panic: &PanicError{Value: safetext.Line(fmt.Sprint(p)), Stack: string(debug.Stack())}}
 			}
 			ch <- r
 		}()
@@ -227,23 +228,6 @@ type timeoutErr struct {
 func (e *timeoutErr) Error() string { return e.msg }
 func (e *timeoutErr) Unwrap() []error {
 	return []error{ErrTimeout, e.err}
-}
-
-// Escape makes text safe for one terminal line: control characters
-// (escape sequences, newlines, tabs) become \x.. escapes.
-func Escape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // Every calls f once, then again every interval (counted from each call's

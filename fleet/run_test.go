@@ -288,17 +288,3 @@ func TestEvery(t *testing.T) {
 		t.Errorf("cancelled: %v, want nil", err)
 	}
 }
-
-func TestEscape(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":                  "plain",
-		"a\x1b[2Jb":              `a\x1b[2Jb`,
-		"line\nnext\r\t":         `line\nnext\x0d\x09`,
-		"ñandú \u009b31m":        `ñandú \x9b31m`,
-		"index out of range [5]": "index out of range [5]",
-	} {
-		if got := Escape(in); got != want {
-			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

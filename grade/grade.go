@@ -18,6 +18,7 @@ import (
 	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/atomicfile"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"github.com/deploylab/deploylab/remote"
 	"github.com/deploylab/deploylab/render"
 )
@@ -495,7 +496,7 @@ func Visit(ctx context.Context, o Options) []HostResult {
 // itself (a panic, a visit that did not stop): marked for review, with the
 // reason.
 func couldNotCheck(r *checks.Rubric, t Target, err error, elapsed time.Duration) HostResult {
-	reason := fleet.Escape(strings.TrimPrefix(err.Error(), t.Student.Host+": "))
+	reason := safetext.Line(strings.TrimPrefix(err.Error(), t.Student.Host+": "))
 	rep := checks.Score(r, checks.HostFacts{Host: t.Student.Host, Error: "could not check: " + reason}, nil)
 	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: elapsed, Err: err}
 }

@@ -26,6 +26,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,6 +167,50 @@ func (inv *Inventory) resolve() error {
 		h.Vars = merged.overlay(h.Vars.expand(dir))
 		if h.Port == 0 {
 			h.Port = 22
+		}
+		if h.Port < 1 || h.Port > 65535 {
+			return posError(inv.name(), 0, "host %s: port %d is not from 1 to 65535", h.Name, h.Port)
+		}
+		if err := ValidAddress(h.Address); err != nil {
+			return posError(inv.name(), 0, "host %s: %v", h.Name, err)
+		}
+	}
+	return nil
+}
+
+func (inv *Inventory) name() string {
+	if inv.Path == "" {
+		return "--host"
+	}
+	return inv.Path
+}
+
+// ValidAddress checks a host's address: an IP address (IPv6 without
+// brackets), or a DNS name of letters, digits, '-', '_' and '.' (at most
+// 253 characters, labels of at most 63, not starting with '-' or '.'), so
+// that no option, space, control character or path reaches ssh, a log or a
+// sheet as an address.
+func ValidAddress(a string) error {
+	if a == "" {
+		return fmt.Errorf("no address")
+	}
+	if net.ParseIP(a) != nil {
+		return nil
+	}
+	bad := fmt.Errorf("address %q is not an IP address or a host name", a)
+	if len(a) > 253 || a[0] == '-' || a[0] == '.' {
+		return bad
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(a, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' {
+			return bad
+		}
+		for _, r := range label {
+			switch {
+			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			default:
+				return bad
+			}
 		}
 	}
 	return nil

@@ -185,3 +185,21 @@ func TestFromHost(t *testing.T) {
 		})
 	}
 }
+
+func TestValidAddress(t *testing.T) {
+	for a, ok := range map[string]bool{
+		"192.168.1.50": true, "::1": true, "fe80::1": true, "alu01": true, "vm.example.org": true, "vm.example.org.": true,
+		"my_host-2": true, "": false, "-oProxyCommand=x": false, "a b": false, "a/b": false, ".hidden": false,
+		"host\x1b[2J": false, "a..b": false, "ünï": false, strings.Repeat("a", 64) + ".org": false, "[::1]": false,
+	} {
+		if err := ValidAddress(a); (err == nil) != ok {
+			t.Errorf("ValidAddress(%q) = %v, want ok %v", a, err, ok)
+		}
+	}
+	if _, err := Parse("bad.yaml", []byte("hosts:\n  alu01: {address: \"-oProxyCommand=touch /tmp/x\"}\n")); err == nil || !strings.Contains(err.Error(), `bad.yaml: host alu01: address "-oProxyCommand=touch /tmp/x" is not an IP address or a host name`) {
+		t.Errorf("inventory with a bad address: %v", err)
+	}
+	if _, err := FromHost("deploy@vm;reboot", Vars{}); err == nil {
+		t.Error("--host with a ; accepted")
+	}
+}

@@ -205,7 +205,11 @@ func writerIsTerminal(w io.Writer) bool {
 }
 
 func openResults(c *cobra.Command, cfg *config.Config) (*bench.Store, error) {
-	return bench.OpenStore(config.ExpandHome(cfg.ResultsDir))
+	s, err := bench.OpenStore(config.ExpandHome(cfg.ResultsDir))
+	if s != nil {
+		s.Warn = c.ErrOrStderr()
+	}
+	return s, err
 }
 
 func newBenchLsCmd(r *rootCmd) *cobra.Command {

@@ -131,7 +131,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	for _, cr := range rubric.Automatic() {
 		auto += cr.Points
 	}
-	benchSrc, err := gradeBenchSource(cfg)
+	benchSrc, err := gradeBenchSource(cfg, r.stderr)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 // gradeBenchSource opens the bench results store (results-dir); a directory
 // that does not exist means no bench has been run (the bench checks are then
 // skipped).
-func gradeBenchSource(cfg *config.Config) (grade.BenchSource, error) {
+func gradeBenchSource(cfg *config.Config, warn io.Writer) (grade.BenchSource, error) {
 	dir := config.ExpandHome(cfg.ResultsDir)
 	if st, err := os.Stat(dir); dir == "" || err != nil || !st.IsDir() {
 		return nil, nil
@@ -169,6 +169,7 @@ func gradeBenchSource(cfg *config.Config) (grade.BenchSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.Warn = warn
 	return s, nil
 }
 
