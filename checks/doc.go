@@ -18,8 +18,12 @@
 //     scored as a fail: it is left out of the score, shown with its reason,
 //     and its criterion is marked "needs review" for the teacher.
 //
-// Scoring: an automatic criterion scores points × (weight of passing checks) /
-// (weight of passing + failing checks), rounded to hundredths. A criterion
+// Scoring: an automatic criterion scores points × (weight earned) / (weight
+// of passing + failing checks), rounded to hundredths. A passing check earns
+// its weight; a failing one earns Credit × weight, where Credit is the best
+// share of its partial-credit evidence that was found (the rubric's
+// `partial:` list; 0 without one), and its Reason then says in one sentence
+// what was missing and what was found. A criterion
 // with no passing or failing check has no score (Scored is false) and needs
 // review. Manual criteria are scored by the teacher in the spreadsheet.
 //

@@ -1,10 +1,6 @@
 package checks
 
-import (
-	"strings"
-
-	"go.yaml.in/yaml/v3"
-)
+import "strings"
 
 // KindAnyOf: passes when one of its alternatives (checks of other kinds, no weights) passes.
 const KindAnyOf Kind = "any_of"
@@ -18,34 +14,7 @@ func init() {
 // and one could not be made.
 type anyOfCheck struct{}
 
-func (*anyOfCheck) decode(d *decoder) {
-	x := d.key("checks", true)
-	if x == nil {
-		return
-	}
-	if x.Kind != yaml.SequenceNode || len(x.Content) < 2 {
-		d.failf(x, "check %q: any_of needs a list of at least two alternatives", d.c.ID)
-		return
-	}
-	seen := map[string]bool{}
-	for _, a := range x.Content {
-		alt, err := d.p.check(a, true)
-		if err != nil {
-			d.set(err)
-			return
-		}
-		if alt.Kind == KindAnyOf {
-			d.failf(a, "check %q: any_of cannot nest another any_of", alt.ID)
-			return
-		}
-		if seen[alt.ID] {
-			d.failf(a, "check %q: duplicate alternative id %q", d.c.ID, alt.ID)
-			return
-		}
-		seen[alt.ID] = true
-		d.c.Checks = append(d.c.Checks, alt)
-	}
-}
+func (*anyOfCheck) decode(d *decoder) { d.alternatives("checks") }
 
 func (*anyOfCheck) describe(func(k, v string)) {}
 

@@ -11,13 +11,17 @@ import (
 const KindPM2 Kind = "pm2"
 
 func init() {
-	register(KindPM2, "PM2 apps from `pm2 jlist`: exec mode, online instances, saved in dump.pm2", func() Params { return &pm2Check{} })
+	register(KindPM2, "PM2 apps from `pm2 jlist` (or, with `source: dump`, from dump.pm2): exec mode, online instances, saved", func() Params { return &pm2Check{} })
 }
 
 // pm2Check passes when a PM2 app (matching App by name or script) runs in
 // ExecMode with at least Instances online instances, all online when Online,
-// and is in a dump.pm2 when Saved.
+// and is in a dump.pm2 when Saved. With Source "dump" the apps are read from
+// the dump.pm2 files (what `pm2 save` recorded, whether or not PM2 runs
+// now). A check that asks only saved: true reads the dumps alone: what
+// survives a reboot is judged apart from what runs now.
 type pm2Check struct {
+	Source    string // "jlist" (default) or "dump"
 	App       string
 	ExecMode  string // "cluster", "fork" or "" (any)
 	Instances *Count
@@ -27,6 +31,10 @@ type pm2Check struct {
 }
 
 func (p *pm2Check) decode(d *decoder) {
+	p.Source = "jlist"
+	if d.str("source", &p.Source, false) && p.Source != "jlist" && p.Source != "dump" {
+		d.failf(d.nodeOf("source"), "check %q: source must be jlist or dump", d.c.ID)
+	}
 	d.regexp("app", &p.App, &p.appRe, false)
 	if d.str("exec_mode", &p.ExecMode, false) && p.ExecMode != "cluster" && p.ExecMode != "fork" {
 		d.failf(d.nodeOf("exec_mode"), "check %q: exec_mode must be cluster or fork", d.c.ID)
@@ -34,9 +42,15 @@ func (p *pm2Check) decode(d *decoder) {
 	d.count("instances", &p.Instances)
 	d.boolean("online", &p.Online)
 	d.boolean("saved", &p.Saved)
+	if d.ok() && p.Source == "dump" && p.Saved {
+		d.failf(d.nodeOf("saved"), "check %q: with source: dump the app is saved by definition; drop saved:", d.c.ID)
+	}
 }
 
 func (p *pm2Check) describe(add func(k, v string)) {
+	if p.Source != "jlist" {
+		add("source", p.Source)
+	}
 	add("app", p.App)
 	add("exec_mode", p.ExecMode)
 	if p.Instances != nil {
@@ -93,7 +107,84 @@ func (g pm2Group) describe() string {
 	return s + fmt.Sprintf(", reinicios %d", restarts)
 }
 
+// savedOnly: the check asks only whether the app is saved.
+func (p *pm2Check) savedOnly() bool {
+	return p.Saved && p.ExecMode == "" && p.Instances == nil && !p.Online
+}
+
+func (p *pm2Check) matches(a PM2App) bool {
+	return p.appRe == nil || p.appRe.MatchString(a.Name) || p.appRe.MatchString(a.Script)
+}
+
+// evalDump reads the dump.pm2 files: the apps `pm2 save` recorded.
+func (p *pm2Check) evalDump(e *env) Result {
+	var groups []pm2Group
+	for _, d := range e.f.PM2Dumps {
+		for _, a := range d.Apps {
+			if !p.matches(a) {
+				continue
+			}
+			i := slices.IndexFunc(groups, func(g pm2Group) bool { return g.name == a.Name && g.daemon == d.Path })
+			if i < 0 {
+				groups = append(groups, pm2Group{name: a.Name, script: a.Script, daemon: d.Path})
+				i = len(groups) - 1
+			}
+			groups[i].apps = append(groups[i].apps, a)
+		}
+	}
+	if len(groups) == 0 {
+		if len(e.f.PM2Dumps) > 0 {
+			return failed(fmt.Sprintf("%d dump.pm2 sin esa aplicación", len(e.f.PM2Dumps)), "la aplicación no está guardada con pm2 save")
+		}
+		return failed("", "no hay ningún dump.pm2: nunca se hizo pm2 save")
+	}
+	var fails []string
+	for _, g := range groups {
+		ev := strings.Replace(g.describe(), "pm2 jlist:", "guardada en "+g.daemon+":", 1)
+		if r := p.judge(e, g, ev); r != "" {
+			fails = append(fails, r)
+			continue
+		}
+		return pass(ev)
+	}
+	return failed(strings.Join(fails, "; "), "la aplicación guardada en dump.pm2 no cumple lo pedido")
+}
+
+// judge returns why g does not meet the check's mode and instances ("" when
+// it does).
+func (p *pm2Check) judge(e *env, g pm2Group, ev string) string {
+	if p.ExecMode != "" {
+		want := p.ExecMode + "_mode"
+		for _, a := range g.apps {
+			if a.ExecMode != want {
+				return ev + ": exec_mode no es " + want
+			}
+		}
+	}
+	if p.Instances != nil {
+		want, _ := p.Instances.Resolve(e.f.CPUs)
+		if g.online() < want {
+			return fmt.Sprintf("%s: se esperaban %d instancias online (%s)", ev, want, p.Instances)
+		}
+	}
+	if p.Online && (g.online() < len(g.apps) || len(g.apps) == 0) {
+		return ev + ": no todas las instancias están online"
+	}
+	return ""
+}
+
 func (p *pm2Check) eval(e *env, _ *Check) Result {
+	if p.Instances != nil {
+		if _, ok := p.Instances.Resolve(e.f.CPUs); !ok {
+			return errorf("no se conoce el número de CPU del host")
+		}
+	}
+	if p.Source == "dump" {
+		return p.evalDump(e)
+	}
+	if p.savedOnly() {
+		return p.evalDump(e)
+	}
 	var groups []pm2Group
 	var errs []string
 	for _, d := range e.f.PM2 {
@@ -101,7 +192,7 @@ func (p *pm2Check) eval(e *env, _ *Check) Result {
 			errs = append(errs, d.Home+": "+d.Error)
 		}
 		for _, a := range d.Apps {
-			if p.appRe != nil && !p.appRe.MatchString(a.Name) && !p.appRe.MatchString(a.Script) {
+			if !p.matches(a) {
 				continue
 			}
 			i := slices.IndexFunc(groups, func(g pm2Group) bool { return g.name == a.Name && g.daemon == d.Home })
@@ -128,31 +219,8 @@ func (p *pm2Check) eval(e *env, _ *Check) Result {
 	var fails []string
 	for _, g := range groups {
 		ev := g.describe()
-		if p.ExecMode != "" {
-			want := p.ExecMode + "_mode"
-			bad := false
-			for _, a := range g.apps {
-				if a.ExecMode != want {
-					bad = true
-				}
-			}
-			if bad {
-				fails = append(fails, ev+": exec_mode no es "+want)
-				continue
-			}
-		}
-		if p.Instances != nil {
-			want, ok := p.Instances.Resolve(e.f.CPUs)
-			if !ok {
-				return errorf("no se conoce el número de CPU del host")
-			}
-			if g.online() < want {
-				fails = append(fails, fmt.Sprintf("%s: se esperaban %d instancias online (%s)", ev, want, p.Instances))
-				continue
-			}
-		}
-		if p.Online && g.online() < len(g.apps) || p.Online && len(g.apps) == 0 {
-			fails = append(fails, ev+": no todas las instancias están online")
+		if r := p.judge(e, g, ev); r != "" {
+			fails = append(fails, r)
 			continue
 		}
 		if p.Saved {

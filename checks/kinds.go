@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -87,7 +88,7 @@ func joinKinds() string {
 // (TestReadmeKindsTable keeps README in step).
 func KindsTable() string {
 	var b strings.Builder
-	b.WriteString("| kind | what it checks | keys (besides id, name, weight; * required) |\n")
+	b.WriteString("| kind | what it checks | keys (besides id, name, weight, partial; * required) |\n")
 	b.WriteString("|---|---|---|\n")
 	for _, k := range Kinds() {
 		def := registry[k]
@@ -128,13 +129,12 @@ func (c *Check) Describe() string {
 // file:line. The first error sticks; later calls still record their key
 // (so that decode can be run on an empty mapping to learn the kind's keys).
 type decoder struct {
-	p      *rubricParser // nil when only recording keys
-	c      *Check
-	node   *yaml.Node
-	m      map[string]*yaml.Node
-	nested bool
-	asked  []keyDoc
-	err    error
+	p     *rubricParser // nil when only recording keys
+	c     *Check
+	node  *yaml.Node
+	m     map[string]*yaml.Node
+	asked []keyDoc
+	err   error
 }
 
 // ok reports whether no error happened yet (and the decoder is not only
@@ -258,14 +258,23 @@ func (d *decoder) count(key string, dst **Count) {
 	if x == nil {
 		return
 	}
-	if x.Kind == yaml.ScalarNode && x.Value == "cpus" {
-		*dst = &Count{CPUs: true}
+	if x.Kind == yaml.ScalarNode && x.Tag == "!!str" && strings.HasPrefix(x.Value, "cpus") {
+		k := 0
+		if rest := x.Value[len("cpus"):]; rest != "" {
+			v, err := strconv.Atoi(strings.TrimPrefix(rest, "-"))
+			if !strings.HasPrefix(rest, "-") || err != nil || v < 1 {
+				d.failf(x, "%q must be a whole number, \"cpus\" or \"cpus-K\"", key)
+				return
+			}
+			k = -v
+		}
+		*dst = &Count{CPUs: true, N: k}
 		return
 	}
 	v, err := d.p.integer(x, key)
 	switch {
 	case err != nil:
-		d.failf(x, "%q must be a whole number or \"cpus\"", key)
+		d.failf(x, "%q must be a whole number, \"cpus\" or \"cpus-K\"", key)
 	case v < 0:
 		d.failf(x, "%q must not be negative", key)
 	default:
@@ -314,6 +323,37 @@ func (d *decoder) target(def string) {
 	}
 }
 
+// alternatives reads a list of at least two checks (no weights, no nested
+// any_of or all_of) into the check's Checks.
+func (d *decoder) alternatives(key string) {
+	x := d.key(key, true)
+	if x == nil {
+		return
+	}
+	if x.Kind != yaml.SequenceNode || len(x.Content) < 2 {
+		d.failf(x, "check %q: %s needs a list of at least two alternatives", d.c.ID, d.c.Kind)
+		return
+	}
+	seen := map[string]bool{}
+	for _, a := range x.Content {
+		alt, err := d.p.check(a, placeAlternative)
+		if err != nil {
+			d.set(err)
+			return
+		}
+		if alt.Kind == KindAnyOf || alt.Kind == KindAllOf {
+			d.failf(a, "check %q: %s cannot nest another %s", alt.ID, d.c.Kind, alt.Kind)
+			return
+		}
+		if seen[alt.ID] {
+			d.failf(a, "check %q: duplicate alternative id %q", d.c.ID, alt.ID)
+			return
+		}
+		seen[alt.ID] = true
+		d.c.Checks = append(d.c.Checks, alt)
+	}
+}
+
 // addUnique appends s to list unless it is there.
 func addUnique(list []string, s string) []string {
 	if !slices.Contains(list, s) {
@@ -346,13 +386,60 @@ func (e *env) eval(c *Check) Result {
 	return c.Params.eval(e, c)
 }
 
+// evalTop runs one of a criterion's checks: the check itself and, when it
+// fails, its partial-credit evidence. A partial result stays a fail (its
+// Credit says how much of the weight it earns) and its Reason is one
+// sentence that says what was missing and what was found.
+func (e *env) evalTop(c *Check) Result {
+	res := e.eval(c)
+	if res.Outcome == Pass {
+		res.Credit = 1
+	}
+	if res.Outcome != Fail || len(c.Partial) == 0 {
+		return res
+	}
+	best := -1
+	var found Result
+	for i := range c.Partial {
+		ev := &c.Partial[i]
+		r := e.eval(&ev.Check)
+		if r.Outcome == Pass && (best < 0 || ev.Share > c.Partial[best].Share) {
+			best, found = i, r
+		}
+	}
+	if best < 0 {
+		return res
+	}
+	ev := c.Partial[best]
+	label := ev.Check.Name
+	if label == "" {
+		label = ev.Check.ID
+	}
+	res.Credit = ev.Share
+	what := c.Name
+	if what == "" {
+		what = c.ID
+	}
+	res.Reason = fmt.Sprintf("Parcial (%s de esta comprobación): falta «%s» (%s), pero %s.", sharePct(ev.Share), what, strings.TrimSuffix(res.Reason, "."), label)
+	if res.Evidence != "" {
+		res.Evidence += " · "
+	}
+	res.Evidence += "evidencia de trabajo: " + found.Evidence
+	return res
+}
+
+// sharePct writes a share as a percentage ("50 %").
+func sharePct(v float64) string {
+	return strconv.FormatFloat(math.Round(v*1000)/10, 'f', -1, 64) + " %"
+}
+
 // Evaluate runs one check of r against facts and bench results: what Score
 // does for every check, for tests and tools that look at one check.
 func Evaluate(r *Rubric, c *Check, facts HostFacts, bench []BenchSummary) Result {
 	if !facts.Reachable {
 		return Result{Outcome: Error, Reason: "host inalcanzable: " + facts.Error}
 	}
-	res := newEnv(r, &facts, bench).eval(c)
+	res := newEnv(r, &facts, bench).evalTop(c)
 	res.ID, res.Name, res.Kind, res.Weight = c.ID, c.Name, c.Kind, c.Weight
 	return res
 }

@@ -69,7 +69,7 @@ func TestKindKeysStrict(t *testing.T) {
 	}{
 		{"http status text", "kind: http\n        path: /\n        status: ok", `r.yaml:11: "status" must be a whole number, not "ok"`},
 		{"http max_ms zero", "kind: http\n        path: /\n        max_ms: 0", `r.yaml:11: "max_ms" must be greater than 0`},
-		{"port max_workers", "kind: port\n        max_workers: many", `r.yaml:10: "max_workers" must be a whole number or "cpus"`},
+		{"port max_workers", "kind: port\n        max_workers: many", `r.yaml:10: "max_workers" must be a whole number, "cpus" or "cpus-K"`},
 		{"process user regexp", "kind: process\n        cmdline: node\n        user: '('", `r.yaml:11: "user" is not a valid regular expression`},
 		{"process min negative", "kind: process\n        cmdline: node\n        min: -1", `r.yaml:11: "min" must not be negative`},
 		{"file contains number", "kind: file\n        path: a.js\n        contains: [1]", `r.yaml:11: "contains" must be text, not "1"`},
@@ -134,10 +134,10 @@ func TestDescribe(t *testing.T) {
 	for k, want := range map[string]string{
 		"sin_cluster.raiz":           "server=any  path=/  status=200  body=(?i)hello|hola",
 		"con_cluster.no_bloquea":     "server=cluster  max_ms=1000  heavy=/api/5000000000  short=/",
-		"con_cluster.workers":        "server=cluster  min_workers=cpus",
+		"con_cluster.workers":        "server=cluster  min_workers=cpus-1",
 		"carga.herramienta":          "any=loadtest,loadgen,autocannon,ab,wrk,hey",
 		"carga.comparativa":          "route=/api/500000  cluster_beats_single=true",
-		"pm2.cluster.pm2":            "exec_mode=cluster  instances=cpus  online=true",
+		"pm2.cluster.pm2":            "exec_mode=cluster  instances=cpus-1  online=true",
 		"pm2.arranque.pm2":           "unit=pm2-*.service  enabled=true",
 		"pm2.reload":                 "server=cluster",
 		"con_cluster.codigo.fichero": `path=*.{js,cjs,mjs}  contains=\bcluster\b  contains=\.fork\s*\(`,
@@ -148,5 +148,63 @@ func TestDescribe(t *testing.T) {
 	}
 	if r.BenchRoute() != "/api/500000" {
 		t.Errorf("BenchRoute = %q", r.BenchRoute())
+	}
+}
+
+// TestPartialKeys: a check's partial-credit list is decoded strictly.
+func TestPartialKeys(t *testing.T) {
+	tests := []struct {
+		name, partial, want string
+	}{
+		{"no share", "        partial:\n          - {id: h, kind: history, pattern: node}\n", `r.yaml:13: check "x": evidence "h" needs a share`},
+		{"share 1", "        partial:\n          - {id: h, kind: history, pattern: node, share: 1}\n", `r.yaml:13: check "x": share 1 must be below 1`},
+		{"share text", "        partial:\n          - {id: h, kind: history, pattern: node, share: half}\n", `r.yaml:13: "share" must be a number, not "half"`},
+		{"weight in evidence", "        partial:\n          - {id: h, kind: history, pattern: node, share: 0.5, weight: 2}\n", `r.yaml:13: check "h": evidence inside partial has a share, not a weight`},
+		{"partial in evidence", "        partial:\n          - {id: h, kind: history, pattern: node, share: 0.5, partial: []}\n", `r.yaml:13: unknown key "partial" in check of kind history`},
+		{"empty", "        partial: []\n", `r.yaml:12: check "x": "partial" must be a non-empty list`},
+		{"duplicate", "        partial:\n          - {id: h, kind: history, pattern: node, share: 0.5}\n          - {id: h, kind: history, pattern: npm, share: 0.2}\n", `r.yaml:14: check "x": duplicate evidence id "h"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(goodRubric, "        weight: 1\n", "        weight: 1\n"+tc.partial, 1)
+			_, err := ParseRubric("r.yaml", []byte(y))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q\n%s", err, tc.want, y)
+			}
+		})
+	}
+	y := strings.Replace(goodRubric, "        weight: 1\n", "        weight: 1\n        partial:\n          - {id: h, kind: history, pattern: node, share: 0.5}\n", 1)
+	r, err := ParseRubric("r.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Criteria[0].Checks[0].Partial; len(p) != 1 || p[0].Share != 0.5 || p[0].Check.Kind != KindHistory {
+		t.Errorf("partial = %+v", p)
+	}
+}
+
+// TestAllOf: all_of passes only when every part passes.
+func TestAllOf(t *testing.T) {
+	r := commandRubric(t, `      - id: k
+        kind: all_of
+        checks:
+          - {id: a, kind: history, pattern: 'node app'}
+          - {id: b, kind: tool, any: loadtest}
+`)
+	c := &r.Criteria[0].Checks[0]
+	base := HostFacts{Host: "h", Reachable: true}
+	tests := []struct {
+		name  string
+		facts HostFacts
+		want  Outcome
+	}{
+		{"both", with(base, func(f *HostFacts) { f.History = hist("node app.js"); f.Tools = tools("loadtest") }), Pass},
+		{"one", with(base, func(f *HostFacts) { f.History = hist("node app.js") }), Fail},
+		{"none", base, Fail},
+	}
+	for _, tc := range tests {
+		if got := Evaluate(r, c, tc.facts, nil); got.Outcome != tc.want {
+			t.Errorf("%s: %s (%s; %s)", tc.name, got.Outcome, got.Evidence, got.Reason)
+		}
 	}
 }

@@ -22,8 +22,10 @@ const (
 	ServerCluster = "cluster"
 )
 
-// Count is a number that may be written as "cpus" (the host's CPU count).
+// Count is a number that may be written as "cpus" (the host's CPU count) or
+// "cpus-K" (K fewer, at least 1: what `pm2 start -i -1` starts).
 type Count struct {
+	// N is the number, or with CPUs the offset (0 or -K).
 	N    int
 	CPUs bool
 }
@@ -32,13 +34,16 @@ type Count struct {
 // count is "cpus" and the CPU count is unknown.
 func (c Count) Resolve(cpus int) (n int, ok bool) {
 	if c.CPUs {
-		return cpus, cpus > 0
+		return max(cpus+c.N, 1), cpus > 0
 	}
 	return c.N, true
 }
 
 func (c Count) String() string {
 	if c.CPUs {
+		if c.N < 0 {
+			return "cpus" + strconv.Itoa(c.N)
+		}
 		return "cpus"
 	}
 	return strconv.Itoa(c.N)
@@ -90,12 +95,34 @@ type Check struct {
 	Server string
 	Port   int
 
-	// Checks are the alternatives of an any_of check.
+	// Checks are the alternatives of an any_of or all_of check.
 	Checks []Check
+
+	// Partial lists the evidence of work that earns part of the check's
+	// weight when the check itself fails (rubric key `partial:`): the best
+	// share among the evidence checks that pass.
+	Partial []Evidence
 
 	// Params are the kind's own parameters.
 	Params Params
 }
+
+// Evidence is one entry of a check's partial-credit list: a check (of any
+// kind) and the share of the parent's weight it earns when it passes.
+type Evidence struct {
+	Share float64
+	Check Check
+}
+
+// place says where a check is written: it decides which of the common keys
+// it may have.
+type place int
+
+const (
+	placeTop         place = iota // a criterion's check: weight, partial
+	placeAlternative              // inside any_of / all_of: no weight, no partial
+	placeEvidence                 // inside partial: share, no weight
+)
 
 // DefaultAppProcess is the app process pattern used when the rubric has none.
 const DefaultAppProcess = `(^|/)(node|nodejs|bun|deno)(\s|$)|^PM2 v|(^|/)(sumserver|sumcluster)(\s|$)`
@@ -265,7 +292,7 @@ func (p *rubricParser) criterion(n *yaml.Node) (Criterion, error) {
 	}
 	seen := map[string]bool{}
 	for _, x := range cn.Content {
-		ch, err := p.check(x, false)
+		ch, err := p.check(x, placeTop)
 		if err != nil {
 			return c, err
 		}
@@ -297,7 +324,7 @@ var commonCheckKeys = []string{"id", "name", "kind", "weight"}
 
 // check decodes one check: the common keys here, the kind's own keys by the
 // kind's decode (see kinds.go).
-func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
+func (p *rubricParser) check(n *yaml.Node, at place) (Check, error) {
 	if n.Kind != yaml.MappingNode {
 		return Check{}, p.errf(n, "a check must be a mapping")
 	}
@@ -316,6 +343,12 @@ func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
 		return Check{}, p.errf(kn, "unknown check kind %q (known: %s)", kn.Value, joinKinds())
 	}
 	allowed := slices.Clone(commonCheckKeys)
+	switch at {
+	case placeTop:
+		allowed = append(allowed, "partial")
+	case placeEvidence:
+		allowed = append(allowed, "share")
+	}
 	for _, k := range def.keys {
 		allowed = append(allowed, k.name)
 	}
@@ -333,17 +366,65 @@ func (p *rubricParser) check(n *yaml.Node, nested bool) (Check, error) {
 		}
 	}
 	if x := m["weight"]; x != nil {
-		if nested {
-			return c, p.errf(x, "check %q: an alternative inside any_of has no weight of its own", c.ID)
+		switch at {
+		case placeAlternative:
+			return c, p.errf(x, "check %q: an alternative inside any_of or all_of has no weight of its own", c.ID)
+		case placeEvidence:
+			return c, p.errf(x, "check %q: evidence inside partial has a share, not a weight", c.ID)
 		}
 		if c.Weight, err = p.positive(x, "weight"); err != nil {
 			return c, err
 		}
 	}
 	c.Params = def.new()
-	d := &decoder{p: p, c: &c, node: n, m: m, nested: nested}
+	d := &decoder{p: p, c: &c, node: n, m: m}
 	c.Params.decode(d)
-	return c, d.err
+	if d.err != nil {
+		return c, d.err
+	}
+	if x := m["partial"]; x != nil {
+		if c.Partial, err = p.partial(&c, x); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// partial decodes a check's `partial:` list: checks with a share in (0, 1).
+func (p *rubricParser) partial(c *Check, x *yaml.Node) ([]Evidence, error) {
+	if x.Kind != yaml.SequenceNode || len(x.Content) == 0 {
+		return nil, p.errf(x, "check %q: \"partial\" must be a non-empty list of checks with a share", c.ID)
+	}
+	var out []Evidence
+	seen := map[string]bool{}
+	for _, n := range x.Content {
+		ev, err := p.check(n, placeEvidence)
+		if err != nil {
+			return nil, err
+		}
+		var sn *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "share" {
+				sn = n.Content[i+1]
+			}
+		}
+		if sn == nil {
+			return nil, p.errf(n, "check %q: evidence %q needs a share (the part of the weight it earns, 0 < share < 1)", c.ID, ev.ID)
+		}
+		share, err := p.positive(sn, "share")
+		if err != nil {
+			return nil, err
+		}
+		if share >= 1 {
+			return nil, p.errf(sn, "check %q: share %s must be below 1 (a full mark is the check itself)", c.ID, sn.Value)
+		}
+		if seen[ev.ID] {
+			return nil, p.errf(n, "check %q: duplicate evidence id %q", c.ID, ev.ID)
+		}
+		seen[ev.ID] = true
+		out = append(out, Evidence{Share: share, Check: ev})
+	}
+	return out, nil
 }
 
 // mapping checks n is a mapping with only allowed keys, no duplicates.
@@ -495,7 +576,7 @@ func (r *Rubric) AppRe() *regexp.Regexp {
 	return r.appRe
 }
 
-// walk calls fn for every check, alternatives of any_of included.
+// walk calls fn for every check, alternatives and partial evidence included.
 func (r *Rubric) walk(fn func(c *Check)) {
 	for i := range r.Criteria {
 		for j := range r.Criteria[i].Checks {
@@ -503,6 +584,13 @@ func (r *Rubric) walk(fn func(c *Check)) {
 			fn(c)
 			for k := range c.Checks {
 				fn(&c.Checks[k])
+			}
+			for k := range c.Partial {
+				e := &c.Partial[k].Check
+				fn(e)
+				for l := range e.Checks {
+					fn(&e.Checks[l])
+				}
 			}
 		}
 	}

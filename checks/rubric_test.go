@@ -99,10 +99,10 @@ func TestParseRubricErrors(t *testing.T) {
 		{"bad server", strings.Replace(goodRubric, "path: /", "path: /\n        server: both", 1), `r.yaml:11: check "x": server must be single, cluster or any`},
 		{"path with space", strings.Replace(goodRubric, "path: /", "path: '/a b'", 1), `r.yaml:10: "/a b" is not a request path`},
 		{"missing path", strings.Replace(goodRubric, "        path: /\n", "", 1), `r.yaml:8: check "x" of kind http: missing key "path"`},
-		{"weight in alternative", strings.Replace(goodRubric, "kind: http\n        path: /", "kind: any_of\n        checks:\n          - {id: p, kind: process, cmdline: node, weight: 2}\n          - {id: q, kind: process, cmdline: pm2}", 1), `r.yaml:11: check "p": an alternative inside any_of has no weight`},
+		{"weight in alternative", strings.Replace(goodRubric, "kind: http\n        path: /", "kind: any_of\n        checks:\n          - {id: p, kind: process, cmdline: node, weight: 2}\n          - {id: q, kind: process, cmdline: pm2}", 1), `r.yaml:11: check "p": an alternative inside any_of or all_of has no weight`},
 		{"not yaml", "criteria: [", `r.yaml: yaml: line 1`},
 		{"two documents", goodRubric + "---\ntotal: 1\n", `r.yaml:16: more than one YAML document`},
-		{"cpus typo", strings.Replace(goodRubric, "kind: http\n        path: /", "kind: port\n        min_workers: cpu", 1), `r.yaml:10: "min_workers" must be a whole number or "cpus"`},
+		{"cpus typo", strings.Replace(goodRubric, "kind: http\n        path: /", "kind: port\n        min_workers: cpu", 1), `r.yaml:10: "min_workers" must be a whole number, "cpus" or "cpus-K"`},
 		{"version", "version: 2\n" + goodRubric[len("version: 1\n"):], `r.yaml:1: unsupported rubric version 2`},
 		{"systemd without state", strings.Replace(goodRubric, "kind: http\n        path: /", "kind: systemd\n        unit: pm2-*.service", 1), `r.yaml:8: check "x": say active: and/or enabled:`},
 	}

@@ -240,7 +240,7 @@ app.listen(8080)
 				"pm2.cluster": Fail, "pm2.ecosystem": Fail, "pm2.guardada": Fail, "pm2.arranque": Fail, "pm2.respawn": Skip, "pm2.reload": Skip,
 			}},
 		{name: "pm2-fork", facts: fork,
-			scores: map[string]float64{"sin_cluster": 2, "con_cluster": 0.4, "carga": 0, "pm2": 0.8},
+			scores: map[string]float64{"sin_cluster": 2, "con_cluster": 0.4, "carga": 0, "pm2": 1.2},
 			want: map[string]Outcome{
 				"sin_cluster.codigo": Pass, "sin_cluster.raiz": Pass, "sin_cluster.suma": Pass,
 				"con_cluster.codigo": Pass, "con_cluster.workers": Fail, "con_cluster.suma": Fail, "con_cluster.no_bloquea": Fail,
@@ -248,7 +248,7 @@ app.listen(8080)
 				"pm2.cluster": Fail, "pm2.ecosystem": Fail, "pm2.guardada": Pass, "pm2.arranque": Pass, "pm2.respawn": Skip, "pm2.reload": Skip,
 			}},
 		{name: "app-stopped", facts: stopped,
-			scores: map[string]float64{"sin_cluster": 0.5, "con_cluster": 0.4, "carga": 0, "pm2": 0.4},
+			scores: map[string]float64{"sin_cluster": 0.5, "con_cluster": 0.4, "carga": 0, "pm2": 0.6},
 			want: map[string]Outcome{
 				"sin_cluster.codigo": Pass, "sin_cluster.raiz": Fail, "sin_cluster.suma": Fail,
 				"con_cluster.codigo": Pass, "con_cluster.workers": Fail, "con_cluster.suma": Fail, "con_cluster.no_bloquea": Fail,
@@ -277,7 +277,7 @@ app.listen(8080)
 				"sin_cluster.codigo": Pass, "sin_cluster.raiz": Pass, "sin_cluster.suma": Pass,
 				"con_cluster.codigo": Pass, "con_cluster.workers": Error, "con_cluster.suma": Error, "con_cluster.no_bloquea": Error,
 				"carga.herramienta": Pass, "carga.ejecutada": Pass, "carga.comparativa": Pass,
-				"pm2.cluster": Error, "pm2.ecosystem": Pass, "pm2.guardada": Error, "pm2.arranque": Pass, "pm2.respawn": Skip, "pm2.reload": Skip,
+				"pm2.cluster": Error, "pm2.ecosystem": Pass, "pm2.guardada": Pass, "pm2.arranque": Pass, "pm2.respawn": Skip, "pm2.reload": Skip,
 			}},
 	}
 }

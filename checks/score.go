@@ -71,7 +71,15 @@ type Result struct {
 	Evidence string
 	// Reason explains a fail, skip or error in one line.
 	Reason string
+	// Credit is the part of Weight the check earns: 1 for a pass, 0 for a
+	// fail, and in between for a fail that earned partial credit from its
+	// evidence of work (Reason then says what was missing and what was
+	// found). Skip and error earn nothing and count for nothing.
+	Credit float64
 }
+
+// Partial reports whether the check earned part of its weight.
+func (r Result) Partial() bool { return r.Outcome == Fail && r.Credit > 0 }
 
 // Grade scores facts (and bench results) against the rubric. It is a pure
 // function: no I/O, the same inputs give the same report.
@@ -93,14 +101,18 @@ func Score(r *Rubric, facts HostFacts, bench []BenchSummary) Scorecard {
 			if !facts.Reachable {
 				res = Result{Outcome: Error, Reason: "host inalcanzable: " + rep.Reason}
 			} else {
-				res = env.eval(&ch)
+				res = env.evalTop(&ch)
 			}
 			res.ID, res.Name, res.Kind, res.Weight = ch.ID, ch.Name, ch.Kind, ch.Weight
+			if res.Outcome == Skip {
+				res.Reason += " (no cuenta para la nota: su peso se reparte entre las demás)"
+			}
 			switch res.Outcome {
 			case Pass:
 				passW += ch.Weight
 				countW += ch.Weight
 			case Fail:
+				passW += ch.Weight * res.Credit
 				countW += ch.Weight
 			case Error:
 				cr.NeedsReview = true

@@ -108,7 +108,7 @@ func TestWriteXLSX(t *testing.T) {
 	for i := range rows {
 		c := fmt.Sprintf("L%d", i+2)
 		f, _ := x.GetCellFormula(SheetNotas, c)
-		if f != fmt.Sprintf("SUM(F%d:K%d)", i+2, i+2) {
+		if f != fmt.Sprintf(`IF(COUNT(F%[1]d:K%[1]d)=0,"",SUM(F%[1]d:K%[1]d))`, i+2) {
 			t.Errorf("%s formula = %q", c, f)
 		}
 	}
@@ -337,7 +337,7 @@ func TestLibreOfficeSeesTotals(t *testing.T) {
 	if err := WriteXLSX(path, r, rows, XLSXOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cached := map[string]string{"Ana García": "8", "Bea López": "3", "Carlos Ruiz": "3.2", "Dani Sanz": "1.3", "Eva Martín": "0", "deploylab": "8"}
+	cached := map[string]string{"Ana García": "8", "Bea López": "3", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
 	if d := cmp.Diff(cached, libreOfficeTotals(t, soffice, path, false)); d != "" {
 		t.Errorf("cached totals LibreOffice shows (-want +got):\n%s", d)
 	}
@@ -354,7 +354,7 @@ func TestLibreOfficeSeesTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.Close()
-	recalculated := map[string]string{"Ana García": "8", "Bea López": "4", "Carlos Ruiz": "3.2", "Dani Sanz": "1.3", "Eva Martín": "0", "deploylab": "8"}
+	recalculated := map[string]string{"Ana García": "8", "Bea López": "4", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
 	if d := cmp.Diff(recalculated, libreOfficeTotals(t, soffice, path, true)); d != "" {
 		t.Errorf("recalculated totals (-want +got):\n%s", d)
 	}

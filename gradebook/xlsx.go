@@ -497,7 +497,7 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 			estado = "inalcanzable: " + row.Scorecard.Reason
 		}
 		vals := []any{row.Name, row.ID, row.Email, row.Host, estado}
-		total := 0.0
+		total, anyMark := 0.0, false
 		var why []string
 		for _, c := range r.Criteria {
 			style := st.score
@@ -524,10 +524,12 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 				continue
 			}
 			total += v
+			anyMark = true
 			vals = append(vals, excelize.Cell{StyleID: style, Value: v})
 		}
 		rn := i + 2
-		formula := fmt.Sprintf("SUM(%s:%s)", cell(firstCrit, rn), cell(lastCrit, rn))
+		// No mark at all (an unreachable host): the total is blank, not 0.
+		formula := fmt.Sprintf(`IF(COUNT(%[1]s:%[2]s)=0,"",SUM(%[1]s:%[2]s))`, cell(firstCrit, rn), cell(lastCrit, rn))
 		review := ""
 		if row.Scorecard.NeedsReview || !row.Scorecard.Reachable || len(why) > 0 {
 			review = "sí"
@@ -535,7 +537,11 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		if len(why) > 0 {
 			review += ": " + strings.Join(why, "; ")
 		}
-		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: round2(total)}, review, m.Comment)
+		var totalValue any = round2(total)
+		if !anyMark {
+			totalValue = "" // no mark at all (an unreachable host): blank, not 0
+		}
+		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: totalValue}, review, m.Comment)
 		for _, h := range extra {
 			vals = append(vals, m.Extra[h])
 		}
