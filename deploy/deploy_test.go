@@ -164,8 +164,8 @@ func TestProbe(t *testing.T) {
 func TestRun(t *testing.T) {
 	down := freePort(t)
 	var running, maxRunning atomic.Int64
-	tasks := []Task{
-		{"first", func(ctx context.Context, h *HostRun) TaskResult {
+	tasks := []Task[struct{}]{
+		{"first", func(ctx context.Context, h *HostRun, _ *struct{}) TaskResult {
 			n := running.Add(1)
 			defer running.Add(-1)
 			for {
@@ -181,7 +181,7 @@ func TestRun(t *testing.T) {
 			}
 			return Ok("said %s", strings.TrimSpace(string(r.Stdout)))
 		}},
-		{"second", func(ctx context.Context, h *HostRun) TaskResult {
+		{"second", func(ctx context.Context, h *HostRun, _ *struct{}) TaskResult {
 			if h.Name == "bad" {
 				return Fail(fail.Errorf(fail.Failed, "fix it", "bad host"))
 			}
@@ -190,7 +190,7 @@ func TestRun(t *testing.T) {
 			}
 			return Change([]string{"x"}, "changed x")
 		}},
-		{"third", func(ctx context.Context, h *HostRun) TaskResult {
+		{"third", func(ctx context.Context, h *HostRun, _ *struct{}) TaskResult {
 			if !h.Changed("second") {
 				return Fail(errors.New("second did not change"))
 			}

@@ -95,8 +95,6 @@ type HostRun struct {
 	Check bool
 	// Facts are set by a facts task for the later ones.
 	Facts remote.Facts
-	// Data is the deployment's per-host state, shared by its tasks.
-	Data any
 	// Results are the results so far.
 	Results []TaskResult
 }
@@ -119,11 +117,21 @@ func (h *HostRun) Changed(tasks ...string) bool {
 	return false
 }
 
-// Task is one step of a deployment.
-type Task struct {
+// Task is one step of a deployment. S is what the deployment's tasks learn
+// about one host and share: each host gets its own, zero at the start.
+type Task[S any] struct {
 	Name string
 	// Do does the task on h (in check mode, reports what it would do).
-	Do func(ctx context.Context, h *HostRun) TaskResult
+	Do func(ctx context.Context, h *HostRun, s *S) TaskResult
+}
+
+// TaskNamesOf are the tasks' names, in order.
+func TaskNamesOf[S any](tasks []Task[S]) []string {
+	var names []string
+	for _, t := range tasks {
+		names = append(names, t.Name)
+	}
+	return names
 }
 
 // Target is a host to run on: its Name (the inventory name, used in
@@ -152,14 +160,12 @@ type RunOptions struct {
 	Dial DialFunc
 	// Observer, if not nil, sees every event.
 	Observer Observer
-	// NewData makes a host's HostRun.Data before its first task.
-	NewData func(t Target) any
 }
 
 // Run runs tasks on every target and returns the recap. Its error is only
 // for a run that could not start; per-host failures are in the recap (see
 // Recap.Err).
-func Run(ctx context.Context, targets []Target, tasks []Task, o RunOptions) *Recap {
+func Run[S any](ctx context.Context, targets []Target, tasks []Task[S], o RunOptions) *Recap {
 	start := time.Now()
 	if o.Forks <= 0 {
 		o.Forks = 10
@@ -233,7 +239,7 @@ func (s *stopObserver) HostDone(r *HostReport) {
 	}
 }
 
-func runHost(ctx context.Context, t Target, tasks []Task, o RunOptions, rep *HostReport) {
+func runHost[S any](ctx context.Context, t Target, tasks []Task[S], o RunOptions, rep *HostReport) {
 	obs := o.Observer
 	if obs != nil {
 		obs.HostStart(t.Name)
@@ -260,9 +266,7 @@ func runHost(ctx context.Context, t Target, tasks []Task, o RunOptions, rep *Hos
 	}
 	defer ex.Close()
 	h := &HostRun{Name: t.Name, Exec: ex, Check: o.Check}
-	if o.NewData != nil {
-		h.Data = o.NewData(t)
-	}
+	state := new(S)
 	for _, task := range tasks {
 		if obs != nil {
 			obs.TaskStart(t.Name, task.Name)
@@ -272,7 +276,7 @@ func runHost(ctx context.Context, t Target, tasks []Task, o RunOptions, rep *Hos
 		if err := ctx.Err(); err != nil {
 			r = Fail(err)
 		} else {
-			r = task.Do(ctx, h)
+			r = task.Do(ctx, h, state)
 		}
 		r.Task = task.Name
 		r.finish(start)

@@ -1,17 +1,15 @@
 package deploy
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/deploylab/deploylab/internal/safetext"
 )
 
 // This file holds ls (PM2's "pm2 ls" for what Up deployed): per host, per
@@ -57,114 +55,6 @@ type HostStatus struct {
 // Err is why the host could not be read (nil if it was).
 func (h HostStatus) Err() error { return h.err }
 
-// LsOptions configure Ls.
-type LsOptions struct {
-	Deployment Deployment
-	Services   []Service
-	Forks      int
-	Dial       DialFunc
-	// Sample is the CPU sampling interval; 0 means 250ms.
-	Sample time.Duration
-	// Node, when set, lists the practice's Node apps (up --app node) from
-	// the login user's pm2 jlist; Services are then the Node deployment's.
-	Node *NodeDeployment
-}
-
-// Ls reads the services' state on every target, in target order, and the
-// recap of the run (whose Err says which hosts could not be read).
-func Ls(ctx context.Context, targets []Target, o LsOptions) ([]HostStatus, *Recap) {
-	d := o.Deployment
-	if d.Root == "" {
-		d, _ = NewDeployment(DeploymentOptions{})
-	}
-	if o.Node != nil {
-		d = o.Node.Deployment()
-	}
-	svcs := o.Services
-	if svcs == nil {
-		svcs = d.Services
-	}
-	if o.Sample <= 0 {
-		o.Sample = 250 * time.Millisecond
-	}
-	var mu sync.Mutex
-	got := map[string][]ProcStatus{}
-	task := Task{"ls", func(ctx context.Context, h *HostRun) TaskResult {
-		if o.Node != nil {
-			st, err := readNodeState(ctx, h, *o.Node)
-			if err != nil {
-				return Fail(err)
-			}
-			mu.Lock()
-			got[h.Name] = nodeRows(st, svcs)
-			mu.Unlock()
-			return Ok("%d apps", len(svcs))
-		}
-		out, err := sh(ctx, h, "ls", lsScript(d, svcs, o.Sample))
-		if err != nil {
-			return Fail(err)
-		}
-		st, err := parseLs(out, svcs, o.Sample)
-		if err != nil {
-			return Fail(err)
-		}
-		mu.Lock()
-		got[h.Name] = st
-		mu.Unlock()
-		return Ok("%d services", len(st))
-	}}
-	rc := Run(ctx, targets, []Task{task}, RunOptions{Forks: o.Forks, Dial: o.Dial})
-	res := make([]HostStatus, len(targets))
-	for i, t := range targets {
-		rep := rc.Hosts[i]
-		res[i] = HostStatus{Host: t.Name, Address: t.Host.Address, Services: got[t.Name],
-			Error: rep.Error, Hint: rep.Hint, err: rep.err}
-	}
-	return res, rc
-}
-
-// lsScript prints, per service, "@@svc <name>", the supervisor's view, and
-// for each of its processes two /proc/<pid>/stat samples and statm; the
-// cluster's stats JSON; then the clock ticks, page size and uptime.
-func lsScript(d Deployment, svcs []Service, sample time.Duration) string {
-	var b strings.Builder
-	b.WriteString("sup=$(" + supervisorScript(d) + ")\necho \"@@supervisor $sup\"\n")
-	b.WriteString("echo \"@@clk $(getconf CLK_TCK) $(getconf PAGESIZE)\"\necho \"@@uptime $(cut -d' ' -f1 /proc/uptime)\"\n")
-	b.WriteString("if [ \"$sup\" = pm2 ]; then echo @@pm2; " + pm2Env(d) + " pm2 jlist 2>/dev/null | tail -n 1; echo; fi\n")
-	b.WriteString("pids=\n")
-	for _, s := range svcs {
-		fmt.Fprintf(&b, "echo '@@svc %s'\n", s.Name)
-		fmt.Fprintf(&b, "if [ \"$sup\" = systemd ]; then systemctl show -p LoadState -p ActiveState -p SubState -p MainPID -p NRestarts -p ActiveEnterTimestampMonotonic %s; mp=$(systemctl show -p MainPID --value %s); else mp=$(%s pm2 pid %s 2>/dev/null | tail -n 1); fi\n",
-			q(s.Unit()), q(s.Unit()), pm2Env(d), q(pm2Name(s)))
-		b.WriteString("echo \"MainPID=$mp\"\n")
-		if s.RuntimeDirectory != "" {
-			fmt.Fprintf(&b, "echo @@stats; [ \"${mp:-0}\" != 0 ] && %s stats --stats-socket \"$(%s)\" 2>/dev/null | tr -d '\\n'; echo\n",
-				q(d.BinPath(s.Program)), statsSocketExpr(d, s))
-			fmt.Fprintf(&b, "wp=$([ \"${mp:-0}\" != 0 ] && %s stats --stats-socket \"$(%s)\" 2>/dev/null | grep -o '\"pid\": *[0-9]*' | grep -o '[0-9]*$' | tr '\\n' ' ')\n",
-				q(d.BinPath(s.Program)), statsSocketExpr(d, s))
-		} else {
-			b.WriteString("wp=\n")
-		}
-		fmt.Fprintf(&b, "[ \"${mp:-0}\" != 0 ] && pids=\"$pids %s:$mp\"; for p in $wp; do pids=\"$pids %s:$p\"; done\n", s.Name, s.Name)
-	}
-	b.WriteString(`stat() { for sp in $pids; do p=${sp#*:}; printf '%s %s ' "$1" "$sp"; cat /proc/$p/stat 2>/dev/null | sed 's/.*) //' | tr '\n' ' '; echo; done; }
-stat @@stat1
-sleep ` + strconv.FormatFloat(sample.Seconds(), 'f', 3, 64) + `
-stat @@stat2
-for sp in $pids; do p=${sp#*:}; printf '@@statm %s ' "$sp"; cat /proc/$p/statm 2>/dev/null; echo; done
-exit 0
-`)
-	return b.String()
-}
-
-// statsSocketExpr is a shell expression printing the cluster's stats socket.
-func statsSocketExpr(d Deployment, s Service) string {
-	if s.RuntimeDirectory == "" {
-		return "echo"
-	}
-	return fmt.Sprintf("if [ \"$sup\" = pm2 ]; then echo %s; else echo %s; fi", q(pm2StatsSocket(d, s)), q(path.Join("/run", s.RuntimeDirectory, "stats.sock")))
-}
-
 // statFields is what ls uses of /proc/<pid>/stat (after the command name).
 type statFields struct {
 	ticks     int64 // utime + stime
@@ -194,7 +84,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 	var uptime float64
 	stat1, stat2 := map[string]statFields{}, map[string]statFields{}
 	rssOf := map[string]int64{}
-	var pm2 []PM2Proc
+	head := ""
 	lines := strings.Split(out, "\n")
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSpace(lines[i])
@@ -213,10 +103,10 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 			if len(f) == 2 {
 				uptime, _ = strconv.ParseFloat(f[1], 64)
 			}
-		case line == "@@pm2":
+		case line == "@@head":
 			if i+1 < len(lines) {
 				i++
-				pm2, _ = ParsePM2JList(lines[i])
+				head = lines[i]
 			}
 		case strings.HasPrefix(line, "@@svc "):
 			cur = &svcRaw{show: map[string]string{}}
@@ -253,6 +143,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 	if clk <= 0 {
 		clk = 100
 	}
+	supervisor, sup := recorded(sup)
 	var res []ProcStatus
 	for _, s := range svcs {
 		r := raw[s.Name]
@@ -266,27 +157,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 			continue
 		}
 		ps.PID, _ = strconv.Atoi(r.show["MainPID"])
-		if sup == SupervisorPM2 {
-			ps.Status = "missing"
-			for _, p := range pm2 {
-				if p.Name == pm2Name(s) {
-					ps.Status = p.Env.Status
-					ps.Restarts = p.Env.RestartTime
-					if p.PID > 0 {
-						ps.PID = p.PID
-					}
-					if ps.Status == "online" && p.Env.PMUptime > 0 {
-						ps.Uptime = time.Since(time.UnixMilli(p.Env.PMUptime)).Seconds()
-					}
-				}
-			}
-		} else {
-			ps.Status = systemdStatus(r.show)
-			ps.Restarts, _ = strconv.Atoi(r.show["NRestarts"])
-			if mono, err := strconv.ParseInt(r.show["ActiveEnterTimestampMonotonic"], 10, 64); err == nil && mono > 0 && ps.Status == "online" {
-				ps.Uptime = uptime - float64(mono)/1e6
-			}
-		}
+		supervisor.lsRow(&ps, s, r.show, head, uptime)
 		if ps.Status != "online" && ps.Status != "reloading" {
 			ps.PID = 0
 		}
@@ -336,25 +207,6 @@ func cpuPercent(a, b statFields, clk int64, sample time.Duration) float64 {
 	}
 	secs := float64(b.ticks-a.ticks) / float64(clk)
 	return secs / sample.Seconds() * 100
-}
-
-func systemdStatus(show map[string]string) string {
-	if show["LoadState"] == "not-found" {
-		return "missing"
-	}
-	switch show["ActiveState"] {
-	case "active":
-		return "online"
-	case "reloading":
-		return "reloading"
-	case "activating":
-		return "starting"
-	case "failed":
-		return "failed"
-	case "inactive", "deactivating":
-		return "stopped"
-	}
-	return show["ActiveState"]
 }
 
 // WriteLs writes one table per host, like pm2 ls: the services and, under

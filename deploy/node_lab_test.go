@@ -31,7 +31,7 @@ func runUpNode(t *testing.T, check bool, targets []Target) *Recap {
 	}
 	obs := &lines{}
 	start := time.Now()
-	rc, err := UpNode(ctx, targets, NodeUpOptions{Node: n, Check: check, Dial: labDial, Observer: obs})
+	rc, err := Up(ctx, targets, UpOptions{App: n, Check: check, Dial: labDial, Observer: obs})
 	if err != nil {
 		t.Fatalf("UpNode: %v", err)
 	}
@@ -305,7 +305,7 @@ func TestUpNodeNoPackagesLab(t *testing.T) {
 	// install them) are not there, so nothing is purged; the app directory
 	// holding the record goes.
 	n, _ := NewNodeDeployment(NodeOptions{})
-	rc, err = Down(verbCtx(t), targets, DownOptions{Dial: labDial, Node: &n})
+	rc, err = Down(verbCtx(t), targets, DownOptions{Dial: labDial, App: n})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestParsePM2JList(t *testing.T) {
 	if len(procs) != 3 || procs[1].Env.ExecMode != "cluster_mode" || procs[1].Env.RestartTime != 2 || procs[0].Monit.Memory != 50000000 {
 		t.Fatalf("parsed: %+v", procs)
 	}
-	u := &nodeUp{n: NodeDeployment{Port: 3100, ClusterPort: 3101}}
+	u := pm2User{NodeDeployment{Port: 3100, ClusterPort: 3101}}
 	if got, want := u.appsState(procs, "/d", 2), "deploylab-node-cluster: 1 of 2 online as wanted (2 processes)"; got != want {
 		t.Errorf("appsState = %q, want %q", got, want)
 	}

@@ -14,7 +14,7 @@ import (
 func nodeLs(t *testing.T, h lab.Host) map[string]ProcStatus {
 	t.Helper()
 	n, _ := NewNodeDeployment(NodeOptions{})
-	return lsWith(t, h, &n)
+	return lsWith(t, h, n)
 }
 
 // nodeControlOK runs a verb on a Node app ("single", "cluster" or "all")
@@ -26,7 +26,7 @@ func nodeControlOK(t *testing.T, h lab.Host, verb Verb, svc string, wantChanged 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := Control(verbCtx(t), labTargets(h), verb, ControlOptions{Services: svcs, Dial: labDial, Node: &n})
+	rc, err := Control(verbCtx(t), labTargets(h), verb, ControlOptions{Services: svcs, Dial: labDial, App: n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 	// logs: PM2's log files of both apps, each line after its file's name.
 	n, _ := NewNodeDeployment(NodeOptions{})
 	var buf bytes.Buffer
-	if err := Logs(verbCtx(t), labTargets(h), &buf, LogsOptions{Lines: 5, Dial: labDial, Node: &n}); err != nil {
+	if err := Logs(verbCtx(t), labTargets(h), &buf, LogsOptions{Lines: 5, Dial: labDial, App: n}); err != nil {
 		t.Fatalf("logs --app node: %v", err)
 	}
 	t.Logf("logs --app node:\n%s", buf.String())
@@ -106,7 +106,7 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 	// logs -f: the lines PM2 writes after it started (a restart's), then
 	// it stops on cancel.
 	const line = "App listening on port 3100"
-	if s, ok := followLogs(t, h, LogsOptions{Node: &n}, func() { nodeControlOK(t, h, VerbRestart, "single", true) }, func(before, now string) bool {
+	if s, ok := followLogs(t, h, LogsOptions{App: n}, func() { nodeControlOK(t, h, VerbRestart, "single", true) }, func(before, now string) bool {
 		return strings.Count(now, line) > strings.Count(before, line)
 	}); !ok {
 		t.Errorf("logs -f --app node did not show the restarted app's line:\n%s", s)
@@ -151,7 +151,7 @@ func nodeDownLab(t *testing.T, h lab.Host) {
 	for i, o := range []struct {
 		check, changed bool
 	}{{true, true}, {false, true}, {false, false}} {
-		rc, err := Down(verbCtx(t), labTargets(h), DownOptions{Dial: labDial, Node: &n, Check: o.check})
+		rc, err := Down(verbCtx(t), labTargets(h), DownOptions{Dial: labDial, App: n, Check: o.check})
 		if err != nil {
 			t.Fatal(err)
 		}

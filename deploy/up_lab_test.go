@@ -97,7 +97,7 @@ func runUp(t *testing.T, b *testBuilder, check bool, targets []Target) (*Recap, 
 	}
 	obs := &lines{}
 	start := time.Now()
-	rc, err := Up(ctx, targets, UpOptions{Deployment: d, Check: check, Build: b.build, Dial: labDial, Observer: obs})
+	rc, err := Up(ctx, targets, UpOptions{App: d, Check: check, Build: b.build, Dial: labDial, Observer: obs})
 	if err != nil {
 		t.Fatalf("Up: %v", err)
 	}

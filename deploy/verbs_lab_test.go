@@ -27,7 +27,7 @@ func upWith(t *testing.T, b *testBuilder, h lab.Host, sup string) *Recap {
 		t.Fatal(err)
 	}
 	obs := &lines{}
-	rc, err := Up(verbCtx(t), labTargets(h), UpOptions{Deployment: d, Build: b.build, Dial: labDial, Observer: obs})
+	rc, err := Up(verbCtx(t), labTargets(h), UpOptions{App: d, Build: b.build, Dial: labDial, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,11 @@ func lsOne(t *testing.T, h lab.Host) map[string]ProcStatus {
 }
 
 // lsWith lists h's services (node: the Node apps) by name.
-func lsWith(t *testing.T, h lab.Host, node *NodeDeployment) map[string]ProcStatus {
+func lsWith(t *testing.T, h lab.Host, app App) map[string]ProcStatus {
 	t.Helper()
-	hosts, rc := Ls(verbCtx(t), labTargets(h), LsOptions{Dial: labDial, Node: node})
+	hosts, rc := Ls(verbCtx(t), labTargets(h), LsOptions{Dial: labDial, App: app})
 	if err := rc.Err(); err != nil {
-		t.Fatalf("ls (node: %v): %v", node != nil, err)
+		t.Fatalf("ls (%v): %v", app, err)
 	}
 	var buf bytes.Buffer
 	if err := WriteLs(&buf, hosts); err != nil {

@@ -44,13 +44,6 @@ func nodeApp(c *cobra.Command, cfg *config.Config) (deploy.NodeDeployment, bool,
 	return nd, true, err
 }
 
-func upTaskNames(d deploy.Deployment, isNode bool) []string {
-	if isNode {
-		return deploy.NodeTaskNames()
-	}
-	return deploy.TaskNames(d)
-}
-
 // addCompareFlags adds bench's --compare and its options.
 func addCompareFlags(c *cobra.Command) {
 	f := c.Flags()

@@ -74,26 +74,24 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 				return err
 			}
 			names := fleet.Names(targets)
+			var app deploy.App = d
+			if isNode {
+				app = nd
+			}
 			var obs progress
 			switch {
 			case asJSON:
 			case isTerminal(r.stdout):
-				obs = newBarProgress(r.stdout, names, len(upTaskNames(d, isNode))+1, cfg.Verbose)
+				obs = newBarProgress(r.stdout, names, len(deploy.TaskNames(app))+1, cfg.Verbose)
 			default:
 				obs = newLineProgress(r.stdout, names)
 			}
-			o := deploy.UpOptions{Deployment: d, Forks: cfg.Forks, Check: check,
+			o := deploy.UpOptions{App: app, Forks: cfg.Forks, Check: check,
 				Dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}
 			if obs != nil {
 				o.Observer = obs
 			}
-			up := deploy.Up
-			if isNode {
-				up = func(ctx context.Context, ts []deploy.Target, o deploy.UpOptions) (*deploy.Recap, error) {
-					return deploy.UpNode(ctx, ts, deploy.NodeUpOptions{Node: nd, Forks: o.Forks, Check: o.Check, Dial: o.Dial, Observer: o.Observer})
-				}
-			}
-			rc, err := up(c.Context(), targets, o)
+			rc, err := deploy.Up(c.Context(), targets, o)
 			if obs != nil {
 				obs.wait()
 			}

@@ -27,14 +27,13 @@ func serviceArg(c *cobra.Command, args []string) error {
 // verbSetup is what every verb starts with: the configuration, the
 // deployment, the selected services and the targets.
 type verbSetup struct {
-	cfg      *config.Config
-	d        deploy.Deployment
+	cfg *config.Config
+	// app is what --app names: the Go servers or the Node app.
+	app      deploy.App
 	services []deploy.Service
 	targets  []deploy.Target
 	names    []string
 	dial     deploy.DialFunc
-	// node is the Node deployment with --app node, else nil.
-	node *deploy.NodeDeployment
 }
 
 func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error) {
@@ -42,27 +41,23 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	if err != nil {
 		return nil, err
 	}
-	d, err := deploy.NewDeployment(deploy.DeploymentOptions{})
+	var app deploy.App
+	switch name := cfg.App; name {
+	case "", "go":
+		app, err = deploy.NewDeployment(deploy.DeploymentOptions{})
+	case "node":
+		app, err = deploy.NewNodeDeployment(deploy.NodeOptions{})
+	default:
+		return nil, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app: deploylab up --app node)", "unknown app %q", name)
+	}
 	if err != nil {
 		return nil, err
-	}
-	var node *deploy.NodeDeployment
-	switch app := cfg.App; app {
-	case "", "go":
-	case "node":
-		nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{})
-		if err != nil {
-			return nil, err
-		}
-		node, d = &nd, nd.Deployment()
-	default:
-		return nil, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app: deploylab up --app node)", "unknown app %q", app)
 	}
 	arg := ""
 	if len(args) == 1 {
 		arg = args[0]
 	}
-	svcs, err := d.SelectServices(arg)
+	svcs, err := app.Deployment().SelectServices(arg)
 	if err != nil {
 		return nil, err
 	}
@@ -70,13 +65,13 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	if err != nil {
 		return nil, err
 	}
-	return &verbSetup{cfg: cfg, d: d, services: svcs, node: node, targets: ts, names: fleet.Names(ts),
+	return &verbSetup{cfg: cfg, app: app, services: svcs, targets: ts, names: fleet.Names(ts),
 		dial: func(ctx context.Context, h remote.Host) (remote.Executor, error) { return r.dial(ctx, h) }}, nil
 }
 
 // lsOptions are ls's (and monit's) options for this setup.
 func (v *verbSetup) lsOptions() deploy.LsOptions {
-	return deploy.LsOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node}
+	return deploy.LsOptions{App: v.app, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial}
 }
 
 const verbsFoot = `
@@ -200,8 +195,8 @@ new lines until Ctrl-C. With several hosts each line starts with the host.
 			if lines < 1 {
 				return fail.Errorf(fail.Usage, "give --lines 1 or more", "--lines %d is not a line count", lines)
 			}
-			return deploy.Logs(c.Context(), v.targets, r.stdout, deploy.LogsOptions{Deployment: v.d, Services: v.services,
-				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1, Node: v.node})
+			return deploy.Logs(c.Context(), v.targets, r.stdout, deploy.LogsOptions{App: v.app, Services: v.services,
+				Lines: lines, Follow: follow, Dial: v.dial, Prefix: len(v.targets) > 1})
 		},
 	}
 	addHostFlags(c, 0)
@@ -222,7 +217,7 @@ func newControlCmd(r *rootCmd, verb deploy.Verb, short, long string) *cobra.Comm
 			if err != nil {
 				return err
 			}
-			o := deploy.ControlOptions{Deployment: v.d, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial, Node: v.node}
+			o := deploy.ControlOptions{App: v.app, Services: v.services, Forks: v.cfg.Forks, Dial: v.dial}
 			if !v.cfg.JSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
 			}
@@ -278,7 +273,7 @@ npm, ~/.npm: only what up recorded it installed), then ~/deploylab-node.
 				return err
 			}
 			check, asJSON := v.cfg.Check, v.cfg.JSON
-			o := deploy.DownOptions{Deployment: v.d, Forks: v.cfg.Forks, Check: check, Dial: v.dial, Node: v.node}
+			o := deploy.DownOptions{App: v.app, Forks: v.cfg.Forks, Check: check, Dial: v.dial}
 			if !asJSON {
 				o.Observer = newLineProgress(r.stdout, v.names)
 			}
