@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"path"
 	"strconv"
@@ -10,13 +9,12 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/nodeapp"
 )
 
-// The practice's own stack: its Express app, single and clustered, run by
-// PM2 (deploylab up --app node).
-
-//go:embed testdata/node/app.js testdata/node/app_cluster.js testdata/node/package.json testdata/node/package-lock.json
-var nodeFiles embed.FS
+// This file is the Node app: the practice's own stack, its Express app
+// (package nodeapp), single and clustered, run by the login user's PM2
+// (deploylab up --app node; PM2's part is pm2User, in sup_pm2.go).
 
 // Node deployment defaults. The Node servers default to 3100/3101 so they
 // run next to the Go servers (3000/3001) on the same VM, for bench --compare.
@@ -32,18 +30,6 @@ const (
 	// NodeMinMajor is the oldest Node.js Express 5 runs on.
 	NodeMinMajor = 18
 )
-
-// NodeSourceFiles are the app's files uploaded as they are, in order.
-var NodeSourceFiles = []string{"app.js", "app_cluster.js", "package.json", "package-lock.json"}
-
-// NodeSource returns one of NodeSourceFiles' embedded content.
-func NodeSource(name string) []byte {
-	b, err := nodeFiles.ReadFile("testdata/node/" + name)
-	if err != nil {
-		panic("deploy: missing embedded node file " + name)
-	}
-	return b
-}
 
 // NodeDeployment says how the practice's Node app is deployed: the app
 // directory (under the login user's home), the two PM2 apps and their
@@ -287,13 +273,13 @@ func majorOf(v string) int {
 // nodeFilesFor is every file the app directory holds, by name.
 func (b nodeBackend) nodeFilesFor(dir string) map[string][]byte {
 	m := map[string][]byte{"ecosystem.config.js": b.n.Ecosystem(dir)}
-	for _, name := range NodeSourceFiles {
-		m[name] = NodeSource(name)
+	for _, name := range nodeapp.Files {
+		m[name] = nodeapp.File(name)
 	}
 	return m
 }
 
-var nodeFileOrder = append(append([]string{}, NodeSourceFiles...), "ecosystem.config.js")
+var nodeFileOrder = append(append([]string{}, nodeapp.Files...), "ecosystem.config.js")
 
 // app uploads the app's files (skipping unchanged ones).
 func (b nodeBackend) app(ctx context.Context, h *HostRun, st *nodeHost) TaskResult {
@@ -331,7 +317,7 @@ func (b nodeBackend) app(ctx context.Context, h *HostRun, st *nodeHost) TaskResu
 // deps runs npm ci when package-lock.json differs from what is installed:
 // offline first (npm's cache), then online.
 func (b nodeBackend) deps(ctx context.Context, h *HostRun, st *nodeHost) TaskResult {
-	lock := sha256Hex(NodeSource("package-lock.json"))
+	lock := sha256Hex(nodeapp.File("package-lock.json"))
 	marker := path.Join(st.dir, "node_modules", ".deploylab-lock")
 	out, err := userSh(ctx, h, "read node_modules", fmt.Sprintf("cat %s 2>/dev/null; [ -f %s ] && echo express-present; exit 0",
 		q(marker), q(path.Join(st.dir, "node_modules/express/package.json"))))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/golden"
+	"github.com/deploylab/deploylab/nodeapp"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -100,20 +101,24 @@ func TestParsePM2JList(t *testing.T) {
 	}
 }
 
-// TestNodeAppRuns runs the embedded app.js with the real Express (the
-// differential peer's node_modules) and asks / and /api/50.
+// TestNodeAppRuns runs the embedded app.js with the real Express (nodeapp's
+// node_modules, as the differential peer uses them) and asks / and /api/50.
 func TestNodeAppRuns(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: install Debian's nodejs package (apt-get install nodejs)")
 	}
-	mods, _ := filepath.Abs("../payload/sumserver/testdata/express/node_modules")
+	src, err := nodeapp.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := filepath.Join(src, "node_modules")
 	if _, err := os.Stat(filepath.Join(mods, "express")); err != nil {
-		t.Fatalf("express is not installed for the differential peer (cd payload/sumserver/testdata/express && npm ci): %v", err)
+		t.Fatalf("express is not installed in nodeapp (cd nodeapp && npm ci): %v", err)
 	}
 	dir := t.TempDir()
-	for _, f := range NodeSourceFiles {
-		if err := os.WriteFile(filepath.Join(dir, f), NodeSource(f), 0o644); err != nil {
+	for _, f := range nodeapp.Files {
+		if err := os.WriteFile(filepath.Join(dir, f), nodeapp.File(f), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

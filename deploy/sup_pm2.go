@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/nodeapp"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -653,7 +654,7 @@ func (p pm2User) appsState(procs []PM2Proc, dir string, cpus int) string {
 func (p pm2User) apps(ctx context.Context, h *HostRun, d *nodeHost) TaskResult {
 	applied := path.Join(d.dir, ".deploylab-applied")
 	eco := path.Join(d.dir, "ecosystem.config.js")
-	want := sha256Hex(p.n.Ecosystem(d.dir))[:16] + " " + sha256Hex(NodeSource("app.js"))[:16] + " " + sha256Hex(NodeSource("package-lock.json"))[:16]
+	want := sha256Hex(p.n.Ecosystem(d.dir))[:16] + " " + sha256Hex(nodeapp.File("app.js"))[:16] + " " + sha256Hex(nodeapp.File("package-lock.json"))[:16]
 	if h.Check && (d.noNode || d.pm2 == "pm2") {
 		return Change([]string{"pm2 start " + eco}, "would start %s and %s", NodeSingleApp, NodeClusterApp)
 	}

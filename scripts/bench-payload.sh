@@ -25,7 +25,7 @@
 #   RELOADS=3      SIGHUPs during each reload run
 #   STRICT=0       1: exit 1 when a goal is missed (reload failures always do)
 # Needs: go, wrk, node + npm, curl, pgrep (apt-get install wrk nodejs npm curl procps).
-# The Express app is payload/sumserver/testdata/express (npm ci runs there
+# The Express app is nodeapp/ (npm ci runs there
 # if node_modules is missing).
 set -euo pipefail
 
@@ -45,7 +45,7 @@ GO=$(command -v go || echo /usr/local/go/bin/go)
 [ -x "$GO" ] || die "go not found (install Go 1.26 in /usr/local/go)"
 
 cd "$(dirname "$0")/.."
-EXPRESS_DIR=payload/sumserver/testdata/express
+EXPRESS_DIR=nodeapp
 [ -f "$EXPRESS_DIR/app.js" ] || die "$EXPRESS_DIR/app.js not found"
 if [ ! -d "$EXPRESS_DIR/node_modules/express" ]; then
 	command -v npm >/dev/null || die "npm not found: apt-get install npm"

@@ -15,7 +15,7 @@ bin/deploylab lab image --variant base
 bin/deploylab lab image --variant node
 
 echo "== the Express app (the differential peer and the Node deployment's tests)"
-express=payload/sumserver/testdata/express
+express=nodeapp
 if [ ! -d "$express/node_modules/express" ]; then
 	(cd "$express" && npm ci --no-audit --no-fund >/dev/null)
 fi

@@ -14,10 +14,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/deploylab/deploylab/nodeapp"
 )
 
 // This file holds the helpers of the differential tests: the real Express
-// app (testdata/express, express pinned by its package-lock.json) and a raw
+// app (package nodeapp, express pinned by its package-lock.json; run with
+// PORT) and a raw
 // HTTP/1.1 client that sends request targets exactly as given.
 
 const nodeHint = "the differential tests need Node.js and npm: apt-get install nodejs npm"
@@ -35,12 +38,13 @@ func needNode(t *testing.T) {
 var installOnce sync.Once
 var installErr error
 
-// expressDir returns testdata/express with its node_modules installed
-// (npm ci from the committed package-lock.json when they are missing).
+// expressDir returns the Express app's directory (package nodeapp) with
+// its node_modules installed (npm ci from the committed package-lock.json
+// when they are missing).
 func expressDir(t *testing.T) string {
 	t.Helper()
 	needNode(t)
-	dir, err := filepath.Abs(filepath.Join("testdata", "express"))
+	dir, err := nodeapp.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

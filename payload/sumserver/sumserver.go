@@ -6,7 +6,7 @@
 // so the practice's blocking experiment reproduces; Parallel mode is idiomatic Go.
 //
 // The differential test in this package runs the real Express app
-// (testdata/express) next to the handler and compares their answers.
+// (package nodeapp) next to the handler and compares their answers.
 package sumserver
 
 import (
