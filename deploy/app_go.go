@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -120,7 +121,9 @@ func NewDeployment(o DeploymentOptions) (Deployment, error) {
 		return Deployment{}, fail.Errorf(fail.Usage, "use 0 (one per CPU), -1 (CPUs-1) or a count up to 256", "--instances %d is out of range", o.Instances)
 	}
 	if _, ok := goSupervisors[o.Supervisor]; !ok {
-		return Deployment{}, fail.Errorf(fail.Usage, "use --supervisor systemd or --supervisor pm2", "supervisor %q is not supported", o.Supervisor)
+		// The default first, then the others.
+		names := append([]string{SupervisorSystemd}, slices.DeleteFunc(slices.Sorted(maps.Keys(goSupervisors)), func(n string) bool { return n == SupervisorSystemd })...)
+		return Deployment{}, fail.Errorf(fail.Usage, "use --supervisor "+strings.Join(names, " or --supervisor "), "supervisor %q is not supported", o.Supervisor)
 	}
 	return Deployment{
 		Root:         DefaultRoot,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -511,28 +512,110 @@ func recordAdded(ctx context.Context, h *HostRun, dir string, what ...string) er
 	return err
 }
 
-// addedUnit is the unit of a "startup <unit>" line of nodeAddedFile.
-func addedUnit(line, user string) string {
-	if u := strings.TrimSpace(strings.TrimPrefix(line, "startup")); u != "" {
-		return u
+// What up --app node may record adding. nodeAddedFile is the login user's
+// file: down removes only these, whatever else a line names.
+var (
+	nodeAptPackages = []string{"nodejs", "npm"}
+	nodeNpmPackages = []string{"pm2", "loadtest"}
+)
+
+// nodeRecord is what nodeAddedFile says up added, as far as down may
+// remove it.
+type nodeRecord struct {
+	// apt and npm are the Debian and npm -g packages recorded, of those up
+	// installs (nodeAptPackages, nodeNpmPackages).
+	apt, npm []string
+	// unit is pm2 startup's unit of the user, when recorded.
+	unit string
+	// npmCache and pm2Home: up created ~/.npm, ~/.pm2.
+	npmCache, pm2Home bool
+	// ignored are the other things the lines name (quoted, clipped): never
+	// used in a command.
+	ignored []string
+}
+
+// readRecord reads nodeAddedFile's lines for user (the login user, as id
+// -un says).
+func readRecord(lines []string, user string) nodeRecord {
+	var r nodeRecord
+	ignore := func(s string) {
+		if len(r.ignored) < 5 {
+			r.ignored = append(r.ignored, strconv.Quote(clip(s)))
+		}
 	}
-	return PM2Unit(user)
+	for _, line := range lines {
+		kind, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		names := strings.Fields(rest)
+		switch kind {
+		case "apt", "npm-global":
+			allowed, list := nodeAptPackages, &r.apt
+			if kind == "npm-global" {
+				allowed, list = nodeNpmPackages, &r.npm
+			}
+			for _, n := range names {
+				switch {
+				case !slices.Contains(allowed, n):
+					ignore(kind + " " + n)
+				case !slices.Contains(*list, n):
+					*list = append(*list, n)
+				}
+			}
+		case "startup":
+			u := strings.TrimSpace(rest)
+			if u == "" {
+				u = PM2Unit(user)
+			}
+			if u != PM2Unit(user) || !validUser(user) {
+				ignore(line)
+				continue
+			}
+			r.unit = u
+		case "pm2-home":
+			r.pm2Home = true
+		case "npm-cache":
+			r.npmCache = true
+		case "":
+		default:
+			ignore(line)
+		}
+	}
+	return r
+}
+
+// validUser reports whether name is a user name as Debian's adduser
+// accepts it (so that pm2-<name>.service is a plain unit name).
+func validUser(name string) bool {
+	if name == "" || len(name) > 32 {
+		return false
+	}
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.' || c >= 'A' && c <= 'Z'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ignoredMsg is "; ignored <names> of the record (not what up adds)", or
+// "" when nothing was.
+func (r nodeRecord) ignoredMsg() string {
+	if len(r.ignored) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; ignored %s in %s (not what up adds)", strings.Join(r.ignored, ", "), nodeAddedFile)
 }
 
 // packages removes what up recorded installing and is still there: npm -g
 // packages (before npm itself), Debian's packages, npm's cache.
 func (b nodeBackend) downPackages(ctx context.Context, h *HostRun, hs *nodeHost) TaskResult {
 	st := hs.st
-	var aptPkgs, npmPkgs []string
-	if a, ok := st.added("npm-global"); ok {
-		npmPkgs = strings.Fields(strings.TrimPrefix(a, "npm-global"))
-	}
-	if a, ok := st.added("apt"); ok {
-		aptPkgs = strings.Fields(strings.TrimPrefix(a, "apt"))
-	}
-	_, cache := st.added("npm-cache")
+	rec := readRecord(st.Added, st.User)
+	aptPkgs, npmPkgs, cache := rec.apt, rec.npm, rec.npmCache
 	if len(aptPkgs)+len(npmPkgs) == 0 && !cache {
-		return Ok("up installed no package here")
+		return Ok("up installed no package here%s", rec.ignoredMsg())
 	}
 	// What of it is still there (a package may be gone already).
 	var probe strings.Builder
@@ -556,9 +639,9 @@ func (b nodeBackend) downPackages(ctx context.Context, h *HostRun, hs *nodeHost)
 	var hasCache bool
 	for _, line := range strings.Split(out, "\n") {
 		switch f := strings.Fields(line); {
-		case len(f) == 2 && f[0] == "apt":
+		case len(f) == 2 && f[0] == "apt" && slices.Contains(aptPkgs, f[1]):
 			apt = append(apt, f[1])
-		case len(f) == 2 && f[0] == "npm":
+		case len(f) == 2 && f[0] == "npm" && slices.Contains(npmPkgs, f[1]):
 			npm = append(npm, f[1])
 		case len(f) == 1 && f[0] == "cache":
 			hasCache = true
@@ -568,21 +651,21 @@ func (b nodeBackend) downPackages(ctx context.Context, h *HostRun, hs *nodeHost)
 	var root string
 	// npm's packages go before npm itself.
 	if len(npm) > 0 {
-		root += fmt.Sprintf("npm uninstall -g %s >/dev/null 2>&1 || { echo 'npm uninstall -g failed' >&2; exit 1; }\n", strings.Join(npm, " "))
+		root += fmt.Sprintf("npm uninstall -g %s >/dev/null 2>&1 || { echo 'npm uninstall -g failed' >&2; exit 1; }\n", quoteAll(npm))
 		changes = append(changes, "npm -g "+strings.Join(npm, " "))
 	}
 	if len(apt) > 0 {
-		root += fmt.Sprintf("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove %s >/tmp/deploylab-apt.log 2>&1 || { tail -n 3 /tmp/deploylab-apt.log >&2; exit 1; }\nrm -f /tmp/deploylab-apt.log\n", strings.Join(apt, " "))
+		root += fmt.Sprintf("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove %s >/tmp/deploylab-apt.log 2>&1 || { tail -n 3 /tmp/deploylab-apt.log >&2; exit 1; }\nrm -f /tmp/deploylab-apt.log\n", quoteAll(apt))
 		changes = append(changes, "apt "+strings.Join(apt, " "))
 	}
 	if hasCache {
 		changes = append(changes, st.Home+"/.npm")
 	}
 	if len(changes) == 0 {
-		return Ok("none of what up recorded installing is here")
+		return Ok("none of what up recorded installing is here%s", rec.ignoredMsg())
 	}
 	if h.Check {
-		return Change(changes, "would remove %s", strings.Join(changes, ", "))
+		return Change(changes, "would remove %s%s", strings.Join(changes, ", "), rec.ignoredMsg())
 	}
 	if root != "" {
 		if _, err := sh(ctx, h, "remove packages", root); err != nil {
@@ -594,7 +677,16 @@ func (b nodeBackend) downPackages(ctx context.Context, h *HostRun, hs *nodeHost)
 			return Fail(err)
 		}
 	}
-	return Change(changes, "removed %s", strings.Join(changes, ", "))
+	return Change(changes, "removed %s%s", strings.Join(changes, ", "), rec.ignoredMsg())
+}
+
+// quoteAll quotes each name for the shell, space-separated.
+func quoteAll(names []string) string {
+	var qs []string
+	for _, n := range names {
+		qs = append(qs, q(n))
+	}
+	return strings.Join(qs, " ")
 }
 
 // dir removes the app directory (and with it the record).
@@ -633,13 +725,13 @@ func (b nodeBackend) downVerify(ctx context.Context, h *HostRun, hs *nodeHost) T
 		}
 	}
 	if len(before.others()) == 0 {
-		if a, ok := before.added("startup"); ok {
-			unit := addedUnit(a, before.User)
+		rec := readRecord(before.Added, before.User)
+		if unit := rec.unit; unit != "" {
 			if out, _ := sh(ctx, h, "find unit", "[ -e /etc/systemd/system/"+q(unit)+" ] && echo yes; exit 0"); strings.TrimSpace(out) == "yes" {
 				left = append(left, unit)
 			}
 		}
-		if _, ok := before.added("pm2-home"); ok && st.Daemon {
+		if rec.pm2Home && st.Daemon {
 			left = append(left, "PM2's daemon")
 		}
 	}

@@ -7,11 +7,16 @@
 // a host that fails or cannot be reached never stops the others. The result
 // is a Recap, like Ansible's PLAY RECAP, with one row per host.
 //
-// Up is the first deployment on the engine: it leaves each host serving the
-// practice's single server and clustered server under hardened systemd
-// units, verified over HTTP from the host itself. Deployment describes what
-// is deployed where, so that later verbs (down, restart, ls, a PM2
-// supervisor) share one description.
+// Tasks are typed by what they share about one host (Task[S]): the engine
+// gives each host a zero S.
+//
+// What runs on the engine is an App's Backend (backend.go): the tasks that
+// install and supervise one app, and the verbs over it (up, start, stop,
+// reload, restart, ls, logs, down). One file per app: app_go.go
+// (Deployment: deploylab's Go servers, under a goSupervisor) and
+// app_node.go (NodeDeployment: the practice's Express app); one file per
+// supervisor: sup_systemd.go (hardened units) and sup_pm2.go (PM2, for
+// both apps).
 package deploy
 
 import (

@@ -13,11 +13,14 @@ import (
 // then with o.Follow the bytes added to them, until ctx is cancelled.
 func tailFiles(ctx context.Context, h *HostRun, run func(ctx context.Context, h *HostRun, what, script string) (string, error),
 	files []string, o LogsOptions, emit func(host, text string)) error {
-	sizes := map[string]int64{}
+	// File names may come from the host (pm2 jlist): they are quoted in
+	// every command, the output names them by index, and the label is
+	// made of safe characters.
+	sizes := map[int]int64{}
 	read := func(first bool) error {
 		var b strings.Builder
-		for _, f := range files {
-			fmt.Fprintf(&b, "echo \"@@file %s $(stat -c %%s %s 2>/dev/null || echo 0)\"\n", f, q(f))
+		for i, f := range files {
+			fmt.Fprintf(&b, "echo \"@@file %d $(stat -c %%s %s 2>/dev/null || echo 0)\"\n", i, q(f))
 		}
 		out, err := run(ctx, h, "read logs", b.String())
 		if err != nil {
@@ -25,14 +28,15 @@ func tailFiles(ctx context.Context, h *HostRun, run func(ctx context.Context, h 
 		}
 		var cmd strings.Builder
 		for _, line := range strings.Split(out, "\n") {
-			var f string
+			var i int
 			var n int64
-			if _, err := fmt.Sscanf(line, "@@file %s %d", &f, &n); err != nil {
+			if _, err := fmt.Sscanf(line, "@@file %d %d", &i, &n); err != nil || i < 0 || i >= len(files) {
 				continue
 			}
-			prev, seen := sizes[f]
-			sizes[f] = n
-			label := strings.TrimSuffix(path.Base(f), ".log")
+			f := files[i]
+			prev, seen := sizes[i]
+			sizes[i] = n
+			label := logLabel(f)
 			switch {
 			case first:
 				fmt.Fprintf(&cmd, "tail -n %d %s 2>/dev/null | sed %s\n", o.Lines, q(f), q("s|^|"+label+" \\| |"))
@@ -67,4 +71,15 @@ func tailFiles(ctx context.Context, h *HostRun, run func(ctx context.Context, h 
 		}
 	}
 	return nil
+}
+
+// logLabel is a log file's name without .log, in characters sed's
+// replacement takes as they are.
+func logLabel(f string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, strings.TrimSuffix(path.Base(f), ".log"))
 }

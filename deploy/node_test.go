@@ -204,11 +204,8 @@ func TestNodeState(t *testing.T) {
 	if st.User != "deploy" || !st.DirExists || !st.Daemon || !st.Unit || !st.HomeExists || st.PM2 != "/usr/local/bin/pm2" || len(st.Procs) != 4 || len(st.Logs) != 3 {
 		t.Fatalf("state: %+v", st)
 	}
-	if a, ok := st.added("startup"); !ok || addedUnit(a, st.User) != "pm2-deploy.service" {
-		t.Errorf("added startup: %q %v", a, ok)
-	}
-	if _, ok := st.added("apt"); ok {
-		t.Error("apt recorded, want not")
+	if rec := readRecord(st.Added, st.User); rec.unit != "pm2-deploy.service" || !rec.pm2Home || len(rec.apt) > 0 || len(rec.ignored) > 0 {
+		t.Errorf("record: %+v", rec)
 	}
 	if got := st.others(); !cmp.Equal(got, []string{"blog"}) {
 		t.Errorf("others = %v, want [blog]", got)
@@ -251,4 +248,80 @@ func TestNodeState(t *testing.T) {
 	if rows := nodeRows(st, n.Deployment().Services); rows[0].Status != "missing" {
 		t.Errorf("nothing deployed: %+v", rows[0])
 	}
+}
+
+// TestReadRecord: down --app node removes only what up adds, whatever the
+// user's record (.deploylab-added) says; the rest is reported, quoted.
+func TestReadRecord(t *testing.T) {
+	for _, tt := range []struct {
+		name, user, record string
+		want               nodeRecord
+	}{
+		{"up's own", "deploy", "apt nodejs npm\nnpm-global pm2 loadtest\nstartup pm2-deploy.service\npm2-home\nnpm-cache\n",
+			nodeRecord{apt: []string{"nodejs", "npm"}, npm: []string{"pm2", "loadtest"}, unit: "pm2-deploy.service", pm2Home: true, npmCache: true}},
+		{"old startup line", "deploy", "startup\n", nodeRecord{unit: "pm2-deploy.service"}},
+		{"twice", "deploy", "apt nodejs\napt nodejs npm\n", nodeRecord{apt: []string{"nodejs", "npm"}}},
+		{"shell in a package", "deploy", "apt nodejs;rm${IFS}-rf${IFS}/ npm\nnpm-global $(reboot) pm2\n",
+			nodeRecord{apt: []string{"npm"}, npm: []string{"pm2"}, ignored: []string{`"apt nodejs;rm${IFS}-rf${IFS}/"`, `"npm-global $(reboot)"`}}},
+		{"other package", "deploy", "apt openssh-server\n", nodeRecord{ignored: []string{`"apt openssh-server"`}}},
+		{"unit path", "deploy", "startup ../../../etc/passwd\n", nodeRecord{ignored: []string{`"startup ../../../etc/passwd"`}}},
+		{"another user's unit", "deploy", "startup pm2-root.service\n", nodeRecord{ignored: []string{`"startup pm2-root.service"`}}},
+		{"odd user", "x/../y", "startup\n", nodeRecord{ignored: []string{`"startup"`}}},
+		{"unknown line", "deploy", "rm -rf /\n", nodeRecord{ignored: []string{`"rm -rf /"`}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := readRecord(strings.Split(tt.record, "\n"), tt.user)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(nodeRecord{})); diff != "" {
+				t.Errorf("readRecord (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzReadRecord: whatever the record, down is only ever given the names
+// up adds, and what it reports is bounded.
+func FuzzReadRecord(f *testing.F) {
+	f.Add("apt nodejs npm\nstartup pm2-deploy.service\npm2-home\n", "deploy")
+	f.Add("npm-global pm2 $(id)\nstartup ../x\n", "deploy")
+	f.Fuzz(func(t *testing.T, record, user string) {
+		r := readRecord(strings.Split(record, "\n"), user)
+		for _, p := range r.apt {
+			if p != "nodejs" && p != "npm" {
+				t.Fatalf("apt %q", p)
+			}
+		}
+		for _, p := range r.npm {
+			if p != "pm2" && p != "loadtest" {
+				t.Fatalf("npm %q", p)
+			}
+		}
+		if r.unit != "" && (r.unit != PM2Unit(user) || !validUser(user) || strings.ContainsAny(r.unit, "/ '$;")) {
+			t.Fatalf("unit %q for user %q", r.unit, user)
+		}
+		if len(r.ignored) > 5 {
+			t.Fatalf("%d ignored", len(r.ignored))
+		}
+		for _, s := range r.ignored {
+			if len(s) > 300 {
+				t.Fatalf("ignored entry of %d bytes", len(s))
+			}
+		}
+	})
+}
+
+// FuzzParseNodeState: the state script's output (the login user's, and
+// PM2's jlist) never panics the parser.
+func FuzzParseNodeState(f *testing.F) {
+	f.Add("@@user deploy\n@@dir /home/deploy/deploylab-node\n@@exists\n@@added pm2-home\n@@daemon\n@@jlist\n[]\n")
+	f.Add("@@jlist\n[{\"name\":\"deploylab-node-cluster\",\"pm2_env\":{\"status\":\"online\",\"PORT\":{}}}]")
+	f.Fuzz(func(t *testing.T, out string) {
+		st, err := parseNodeState(out)
+		if err != nil {
+			return
+		}
+		n, _ := NewNodeDeployment(NodeOptions{})
+		_ = nodeRows(st, n.Deployment().Services)
+		_ = nodeLogFiles(st, n.Deployment().Services)
+		_ = readRecord(st.Added, st.User)
+	})
 }

@@ -138,7 +138,8 @@ func nodeVerbsLab(t *testing.T, h lab.Host, cpus int) {
 // added (the apps, pm2-<user>.service, ~/.pm2, the app directory), and what
 // it recorded installing (here written into the record by hand, as up does
 // on a host without Node.js: the lab hosts have no package source); a
-// second down changes nothing.
+// second down changes nothing. Lines the user added to the record (it is
+// the user's file) are never run or removed: only what up adds is.
 func nodeDownLab(t *testing.T, h lab.Host) {
 	n, _ := NewNodeDeployment(NodeOptions{})
 	rec := remoteRun(t, h, "cat /home/deploy/deploylab-node/"+nodeAddedFile)
@@ -148,6 +149,13 @@ func nodeDownLab(t *testing.T, h lab.Host) {
 		}
 	}
 	remoteRun(t, h, "printf 'npm-global pm2 loadtest\\napt nodejs npm\\n' >> /home/deploy/deploylab-node/"+nodeAddedFile)
+	// A hostile record, first (before up's own lines): shell in package
+	// names (the npm one names a directory that exists, so that it passes
+	// the "still installed" probe), a unit path out of /etc/systemd/system,
+	// a package up does not install.
+	remoteRun(t, h, `mkdir -p '/tmp/x;touch${IFS}/tmp/pwned-npm' && touch /tmp/victim.service && f=/home/deploy/deploylab-node/`+nodeAddedFile+` && t=$(mktemp) &&
+{ printf '%s\n' 'npm-global ../../../../tmp/x;touch${IFS}/tmp/pwned-npm' 'startup ../../../../tmp/victim.service' 'apt openssh-server' 'apt nodejs;touch${IFS}/tmp/pwned-apt'; cat "$f"; } > "$t" && cat "$t" > "$f" && rm -f "$t"`)
+	ignored := false
 	for i, o := range []struct {
 		check, changed bool
 	}{{true, true}, {false, true}, {false, false}} {
@@ -157,6 +165,7 @@ func nodeDownLab(t *testing.T, h lab.Host) {
 		}
 		for _, r := range rc.Hosts[0].Tasks {
 			t.Logf("down --app node #%d (check=%v) %s: %s %s%s", i+1, o.check, r.Task, r.Status, r.Msg, r.Error)
+			ignored = ignored || r.Task == TaskDownPackages && strings.Contains(r.Msg, `ignored "npm-global ../../../../tmp/x;touch${IFS}/tmp/pwned-npm", "startup ../../../../tmp/victim.service"`)
 		}
 		if err := rc.Err(); err != nil {
 			t.Fatalf("down --app node #%d: %v", i+1, err)
@@ -167,6 +176,15 @@ func nodeDownLab(t *testing.T, h lab.Host) {
 		if o.check && !answers(t, h, "3101") {
 			t.Fatal("down --check stopped the cluster app")
 		}
+	}
+	if !ignored {
+		t.Error("down's packages task did not report the record's hostile lines as ignored")
+	}
+	if out := remoteRun(t, h, "ls -d /tmp/pwned-apt /tmp/pwned-npm /tmp/victim.service 2>/dev/null; rm -rf /tmp/victim.service '/tmp/x;touch${IFS}'; true"); out != "/tmp/victim.service\n" {
+		t.Errorf("a hostile record ran or removed something: ls shows %q, want only /tmp/victim.service", out)
+	}
+	if out := remoteRun(t, h, "dpkg -l openssh-server | grep -c '^ii'; true"); strings.TrimSpace(out) != "1" {
+		t.Errorf("down removed openssh-server (named in the record): %q", out)
 	}
 	// Independently of down's verify task: nothing left.
 	out := remoteRun(t, h, `for f in /home/deploy/deploylab-node /home/deploy/.pm2 /etc/systemd/system/pm2-deploy.service /root/.pm2; do [ -e "$f" ] && echo "$f"; done

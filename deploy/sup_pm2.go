@@ -834,17 +834,6 @@ func (st *nodeState) others() []string {
 	return names
 }
 
-// added returns the recorded line starting with kind, and whether there
-// is one.
-func (st *nodeState) added(kind string) (string, bool) {
-	for _, a := range st.Added {
-		if a == kind || strings.HasPrefix(a, kind+" ") {
-			return a, true
-		}
-	}
-	return "", false
-}
-
 func online(procs []PM2Proc) int {
 	n := 0
 	for _, p := range procs {
@@ -1091,14 +1080,14 @@ func (p pm2User) down(ctx context.Context, h *HostRun, hs *nodeHost) TaskResult 
 	if others := st.others(); len(others) > 0 {
 		kept = append(kept, fmt.Sprintf("PM2's daemon and startup unit (other apps: %s)", strings.Join(others, ", ")))
 	} else {
-		if a, ok := st.added("startup"); ok && st.Unit {
-			u := addedUnit(a, st.User)
+		rec := readRecord(st.Added, st.User)
+		if u := rec.unit; u != "" && st.Unit {
 			unit = fmt.Sprintf("if [ -f /etc/systemd/system/%[1]s ]; then systemctl disable --now %[1]s >/dev/null 2>&1; rm -f /etc/systemd/system/%[1]s; systemctl daemon-reload; systemctl reset-failed %[1]s >/dev/null 2>&1; fi\nexit 0\n", q(u))
 			changes = append(changes, u)
-		} else if _, ok := st.added("startup"); !ok && st.Unit {
+		} else if st.Unit {
 			kept = append(kept, PM2Unit(st.User)+" (up did not add it)")
 		}
-		if _, ok := st.added("pm2-home"); ok && st.HomeExists {
+		if rec.pm2Home && st.HomeExists {
 			if st.PM2 != "" && st.Daemon {
 				home = fmt.Sprintf("%s kill >/dev/null 2>&1\n", q(st.PM2))
 			}

@@ -210,7 +210,7 @@ func leaveOthers(ctx context.Context, h *HostRun, d Deployment) (removed, from [
 	}
 	for _, name := range goSupervisorNames {
 		script := goSupervisors[name].leave(d)
-		if name == SupervisorSystemd || script == "" {
+		if script == "" {
 			continue
 		}
 		out, err := sh(ctx, h, "leave "+name, "DRY="+dry+"\n"+script)
@@ -230,7 +230,8 @@ func leaveOthers(ctx context.Context, h *HostRun, d Deployment) (removed, from [
 	return removed, from, nil
 }
 
-// leave: PM2's up task disables and removes the units itself.
+// leave is "": PM2's up task disables and removes the units itself (and
+// systemd does not leave itself).
 func (systemd) leave(Deployment) string { return "" }
 
 // relevant keeps the verify lines about our units.
