@@ -14,7 +14,15 @@
 //   - uploads are checksum-skipped when identical and otherwise atomic (written
 //     to a temporary name in the same directory, then renamed);
 //   - secrets (passwords, passphrases, key material) never appear in command
-//     lines, errors or logs: the sudo password goes to sudo on its stdin.
+//     lines, errors or logs: the sudo password goes to sudo on its stdin, and
+//     only to a host whose sudo asks for one (sudo -n is tried first);
+//   - what a host prints is bounded: MaxOutput of stdout and MaxStderr of
+//     stderr per command, HostOutputBudget per host at once; the rest is
+//     counted and Run returns an *OutputError ("truncated");
+//   - every step (connect, session open, exec, each SFTP request) ends when
+//     its context does, even on a host that stopped answering;
+//   - a key's passphrase is asked once per WithPassphrase option, whatever
+//     the number of hosts, and ReadSecret leaves no reader on the terminal.
 //
 // Errors that a user can act on are classified with internal/fail: *HostKeyError
 // and *AuthError as fail.Auth, an address that cannot be reached as
