@@ -89,6 +89,8 @@ func notasRows(t *testing.T, path string) map[string][]string {
 // character, and memory stays bounded.
 func TestHostileClass(t *testing.T) {
 	r := rubricForTest(t)
+	// Over the 2 MiB cap, small enough to be sent quickly under -race.
+	hostile.FloodBytes = 8 << 20
 	normal := hostileTarget(t, hostile.Normal)
 	alone := filepath.Join(t.TempDir(), "alone.xlsx")
 	if _, err := Run(context.Background(), Options{Rubric: r, Out: alone, Targets: []Target{normal}, Dial: hostileDial,
@@ -125,7 +127,7 @@ func TestHostileClass(t *testing.T) {
 			}
 		}
 	}()
-	const hostTimeout = 20 * time.Second
+	const hostTimeout = 40 * time.Second
 	start := time.Now()
 	sum, err := Run(context.Background(), Options{Rubric: r, Out: out, Targets: targets, Dial: hostileDial,
 		HostTimeout: hostTimeout, Warn: &warn, Forks: 10,

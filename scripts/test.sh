@@ -36,7 +36,8 @@ echo "== go test"
 go test -p 1 -count=1 -timeout 40m "$@" ./...
 
 echo "== go test -race (packages that need no lab host)"
-# The race detector on the concurrent code: the payload (cluster master,
+# The race detector on the concurrent code (deploy and grade: their runs
+# over in-process hostile hosts): the payload (cluster master,
 # workers, loadgen), SSH/SFTP, bench and report. The lab tests ran above,
 # unraced: DEPLOYLAB_SKIP_LAB=1 is this run's explicit, logged skip of them.
-DEPLOYLAB_SKIP_LAB=1 go test -race -count=1 -timeout 20m "$@" ./payload/... ./remote ./inventory ./internal/... ./gradebook ./bench/... ./render
+DEPLOYLAB_SKIP_LAB=1 go test -race -count=1 -timeout 20m "$@" ./payload/... ./remote ./inventory ./internal/... ./gradebook ./bench/... ./render ./deploy ./grade
