@@ -17,14 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/nodeapp"
 	"github.com/deploylab/deploylab/payload/loadgen"
 )
 
 // The Node model answer (payload/sessions/node/sessions.js) against the Go
 // cluster: the same scenario on real processes gives the same answers.
 
-// nodeModules returns the practice's Express node_modules (npm ci from its
-// package-lock.json if missing). Node is a prerequisite: missing, the test
+// nodeModules returns the practice's Express node_modules (package nodeapp's
+// directory; npm ci from its package-lock.json if missing). Node is a prerequisite: missing, the test
 // fails in CI and is skipped, with the reason, elsewhere.
 func nodeModules(t *testing.T) string {
 	t.Helper()
@@ -36,7 +37,7 @@ func nodeModules(t *testing.T) string {
 			t.Skipf("%s not found (apt-get install nodejs npm)", tool)
 		}
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "sumserver", "testdata", "express"))
+	dir, err := nodeapp.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
