@@ -179,6 +179,12 @@ func (d Deployment) Service(name string) (Service, bool) {
 	return Service{}, false
 }
 
+func init() {
+	registerApp("go", func(o AppOptions) (App, error) {
+		return NewDeployment(DeploymentOptions{Port: o.Port, ClusterPort: o.ClusterPort, Instances: o.Instances, Supervisor: o.Supervisor})
+	})
+}
+
 // AppName is "go".
 func (d Deployment) AppName() string { return "go" }
 

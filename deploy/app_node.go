@@ -142,6 +142,12 @@ const (
 	TaskPM2Apps = "pm2-apps"
 )
 
+func init() {
+	registerApp("node", func(o AppOptions) (App, error) {
+		return NewNodeDeployment(NodeOptions{Port: o.NodePort, ClusterPort: o.NodeClusterPort, Instances: o.Instances})
+	})
+}
+
 // AppName is "node".
 func (n NodeDeployment) AppName() string { return "node" }
 

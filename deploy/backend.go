@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +28,40 @@ type App interface {
 	Deployment() Deployment
 	// backend is how the app is installed and supervised.
 	backend() runner
+}
+
+// AppOptions are the user's choices an app is made with (NewApp); each app
+// reads those it has, 0 and "" meaning its defaults.
+type AppOptions struct {
+	// Port and ClusterPort are the Go servers' ports.
+	Port, ClusterPort int
+	// NodePort and NodeClusterPort are the Node app's.
+	NodePort, NodeClusterPort int
+	// Instances is the cluster's worker count: 0 = one per CPU, -1 = CPUs-1.
+	Instances int
+	// Supervisor is what runs the Go servers: systemd or pm2.
+	Supervisor string
+}
+
+// apps are the registered apps: each app's file registers its name and
+// how it is made.
+var apps = map[string]func(AppOptions) (App, error){}
+
+func registerApp(name string, newApp func(AppOptions) (App, error)) { apps[name] = newApp }
+
+// AppNames are the registered apps' names, sorted.
+func AppNames() []string { return slices.Sorted(maps.Keys(apps)) }
+
+// NewApp is the app named name (--app; "" is "go") made with o.
+func NewApp(name string, o AppOptions) (App, error) {
+	if name == "" {
+		name = "go"
+	}
+	newApp, ok := apps[name]
+	if !ok {
+		return nil, fail.Errorf(fail.Usage, "use --app "+strings.Join(AppNames(), " or --app "), "unknown app %q", name)
+	}
+	return newApp(o)
 }
 
 // Backend installs and supervises one app under its supervisor(s), and

@@ -3,10 +3,12 @@ package deploy
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
@@ -129,5 +131,36 @@ func TestPM2Tasks(t *testing.T) {
 	want := []string{TaskFacts, TaskPayload, TaskUpload, TaskRelease, TaskPM2, TaskVerify}
 	if diff := cmp.Diff(want, TaskNames(d)); diff != "" {
 		t.Errorf("TaskNames under pm2:\n%s", diff)
+	}
+}
+
+func TestNewApp(t *testing.T) {
+	for _, tt := range []struct {
+		name, want string
+		o          AppOptions
+		err        string
+	}{
+		{"", "go", AppOptions{}, ""},
+		{"go", "go", AppOptions{Supervisor: SupervisorPM2}, ""},
+		{"node", "node", AppOptions{NodePort: 4100}, ""},
+		{"go", "", AppOptions{Supervisor: "upstart"}, `supervisor "upstart" is not supported`},
+		{"ruby", "", AppOptions{}, `unknown app "ruby"`},
+	} {
+		app, err := NewApp(tt.name, tt.o)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err || fail.KindOf(err) != fail.Usage {
+				t.Errorf("NewApp(%q) error %v, want usage error %q", tt.name, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || app.AppName() != tt.want {
+			t.Errorf("NewApp(%q) = %v, %v, want %s", tt.name, app, err, tt.want)
+		}
+	}
+	if app, _ := NewApp("node", AppOptions{NodePort: 4100}); app.Deployment().Services[0].Port != 4100 {
+		t.Errorf("node port not used: %+v", app.Deployment())
+	}
+	if !slices.Equal(AppNames(), []string{"go", "node"}) {
+		t.Errorf("AppNames = %v", AppNames())
 	}
 }

@@ -25,23 +25,18 @@ func addNodeAppFlags(c *cobra.Command) {
 	f.Int("node-cluster-port", deploy.DefaultNodeClusterPort, "with --app node: port of the Node app in PM2's cluster mode")
 }
 
-// nodeApp reads --app: isNode and the Node deployment when it is node.
-func nodeApp(c *cobra.Command, cfg *config.Config) (deploy.NodeDeployment, bool, error) {
-	switch app := cfg.App; app {
-	case "", "go":
-		return deploy.NodeDeployment{}, false, nil
-	case "node":
-	default:
-		return deploy.NodeDeployment{}, false, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app under PM2)", "unknown app %q", app)
-	}
-	for _, name := range []string{"supervisor", "port", "cluster-port"} {
-		if fl := c.Flags().Lookup(name); fl != nil && fl.Changed {
-			return deploy.NodeDeployment{}, false, fail.Errorf(fail.Usage, "with --app node use --node-port and --node-cluster-port; the Node app always runs under PM2", "--%s is for --app go", name)
+// upApp is the app up deploys (--app), made with the settings; the Go
+// servers' flags are refused with --app node.
+func upApp(c *cobra.Command, cfg *config.Config) (deploy.App, error) {
+	if cfg.App == "node" {
+		for _, name := range []string{"supervisor", "port", "cluster-port"} {
+			if fl := c.Flags().Lookup(name); fl != nil && fl.Changed {
+				return nil, fail.Errorf(fail.Usage, "with --app node use --node-port and --node-cluster-port; the Node app always runs under PM2", "--%s is for --app go", name)
+			}
 		}
 	}
-	np, ncp := cfg.NodePort, cfg.NodeClusterPort
-	nd, err := deploy.NewNodeDeployment(deploy.NodeOptions{Port: np, ClusterPort: ncp, Instances: cfg.Instances})
-	return nd, true, err
+	return deploy.NewApp(cfg.App, deploy.AppOptions{Port: cfg.Port, ClusterPort: cfg.ClusterPort, NodePort: cfg.NodePort, NodeClusterPort: cfg.NodeClusterPort,
+		Instances: cfg.Instances, Supervisor: cfg.Supervisor})
 }
 
 // addCompareFlags adds bench's --compare and its options.

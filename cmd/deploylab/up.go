@@ -61,11 +61,7 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 				return err
 			}
 			check, asJSON := cfg.Check, cfg.JSON
-			nd, isNode, err := nodeApp(c, cfg)
-			if err != nil {
-				return err
-			}
-			d, err := deploy.NewDeployment(deploy.DeploymentOptions{Port: cfg.Port, ClusterPort: cfg.ClusterPort, Instances: cfg.Instances, Supervisor: cfg.Supervisor})
+			app, err := upApp(c, cfg)
 			if err != nil {
 				return err
 			}
@@ -74,10 +70,6 @@ func newUpCmd(r *rootCmd) *cobra.Command {
 				return err
 			}
 			names := fleet.Names(targets)
-			var app deploy.App = d
-			if isNode {
-				app = nd
-			}
 			var obs progress
 			switch {
 			case asJSON:

@@ -41,15 +41,7 @@ func (r *rootCmd) verbSetup(c *cobra.Command, args []string) (*verbSetup, error)
 	if err != nil {
 		return nil, err
 	}
-	var app deploy.App
-	switch name := cfg.App; name {
-	case "", "go":
-		app, err = deploy.NewDeployment(deploy.DeploymentOptions{})
-	case "node":
-		app, err = deploy.NewNodeDeployment(deploy.NodeOptions{})
-	default:
-		return nil, fail.Errorf(fail.Usage, "use --app go (deploylab's servers, the default) or --app node (the practice's Express app: deploylab up --app node)", "unknown app %q", name)
-	}
+	app, err := deploy.NewApp(cfg.App, deploy.AppOptions{})
 	if err != nil {
 		return nil, err
 	}
