@@ -77,7 +77,9 @@ type Criterion struct {
 	// Guide helps the teacher mark it: what a good answer says.
 	Guide  string
 	Checks []Check
-	Line   int
+	// Document is what the student's document must show (nil: nothing).
+	Document *DocumentPart
+	Line     int
 }
 
 // Check is one declared expectation: the keys every check has, and the
@@ -246,7 +248,7 @@ func parseRubric(name string, data []byte) (*Rubric, error) {
 var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func (p *rubricParser) criterion(n *yaml.Node) (Criterion, error) {
-	m, err := p.mapping(n, "criterion", []string{"id", "name", "points", "manual", "description", "question", "guide", "checks"})
+	m, err := p.mapping(n, "criterion", []string{"id", "name", "points", "manual", "description", "question", "guide", "checks", "document"})
 	if err != nil {
 		return Criterion{}, err
 	}
@@ -276,6 +278,11 @@ func (p *rubricParser) criterion(n *yaml.Node) (Criterion, error) {
 			if *dst, err = p.str(x, key); err != nil {
 				return c, err
 			}
+		}
+	}
+	if x := m["document"]; x != nil {
+		if c.Document, err = p.document(x, c.Manual); err != nil {
+			return c, err
 		}
 	}
 	cn := m["checks"]

@@ -43,6 +43,14 @@ type Scorecard struct {
 	// NeedsReview is true when some criterion needs the teacher's eye.
 	NeedsReview bool
 	Bench       []BenchSummary
+
+	// DocumentsOnly is true for a row graded from a submission alone
+	// (grade --submissions without hosts).
+	DocumentsOnly bool
+	// ReviewNotes say, one line each, why the row needs the teacher's eye
+	// beyond the checks ("sin entrega", an unreadable file, a similar
+	// pair); shown in Revisar.
+	ReviewNotes []string
 }
 
 // CriterionResult is the score of one criterion.
@@ -58,6 +66,16 @@ type CriterionResult struct {
 	// NeedsReview: a check ended in error, or nothing could be checked.
 	NeedsReview bool
 	Checks      []Result
+
+	// Suggested is true when the score includes a document part (see
+	// ScoreDocuments): a suggestion the teacher confirms or overrides.
+	// SuggestedNote says how it was made ("VM 1.5 de 2 + documento 0.5 de 1").
+	Suggested     bool
+	SuggestedNote string
+	// VMScore of VMPoints and DocScore of DocPoints are the two parts of a
+	// criterion with a document part.
+	VMScore, VMPoints   float64
+	DocScore, DocPoints float64
 }
 
 // Result is the outcome of one check, with what was observed.
@@ -76,6 +94,8 @@ type Result struct {
 	// evidence of work (Reason then says what was missing and what was
 	// found). Skip and error earn nothing and count for nothing.
 	Credit float64
+	// Document is true for a check of the student's document.
+	Document bool
 }
 
 // Partial reports whether the check earned part of its weight.

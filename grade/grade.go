@@ -104,6 +104,9 @@ type Options struct {
 
 	// saved, when set (by Run), keeps each host's result as it finishes.
 	saved func(HostResult)
+	// Documents, when set, also grades the students' submitted documents
+	// (documents.go); with no Targets, the documents alone.
+	Documents *DocumentOptions
 }
 
 // HostResult is what became of one host.
@@ -122,6 +125,8 @@ type HostResult struct {
 	// Recovered: this run did not finish the host; its row is the one an
 	// earlier, unfinished run saved in the journal (see JournalPath).
 	Recovered bool
+	// Facts are what was observed on the host (nil when not probed).
+	Facts *checks.HostFacts
 }
 
 // Summary is the outcome of a run.
@@ -131,6 +136,9 @@ type Summary struct {
 	Elapsed time.Duration
 	// Files written.
 	Written []string
+	// Documents is what the students' documents added (nil without
+	// --submissions).
+	Documents *DocumentReport
 }
 
 // Graded counts the hosts graded.
@@ -191,6 +199,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	start := time.Now()
+	docs := startDocuments(ctx, o)
 	hosts := Visit(ctx, o)
 	for i, h := range hosts {
 		if l, ok := earlier[h.Row.Key()]; ok && h.Interrupted {
@@ -204,6 +213,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	rows := make([]gradebook.Row, len(hosts))
 	for i, h := range hosts {
 		rows[i] = h.Row
+	}
+	if docs != nil {
+		if rows, sum.Documents, err = docs.apply(&o, hosts, rows, o.Warn); err != nil {
+			return sum, err
+		}
+		printDocumentReport(o.Warn, sum.Documents)
 	}
 	if w := o.Warn; w != nil {
 		var lost []string
@@ -242,8 +257,11 @@ func (o *Options) validate() error {
 	if o.Rubric == nil {
 		return errors.New("grade: no rubric")
 	}
-	if len(o.Targets) == 0 {
-		return fail.Errorf(fail.Usage, "give hosts with -i inventory.yaml or --host", "no host to grade")
+	if err := o.checkDocuments(); err != nil {
+		return err
+	}
+	if len(o.Targets) == 0 && !o.documentsOnly() {
+		return fail.Errorf(fail.Usage, "give hosts with -i inventory.yaml or --host (or documents with --submissions)", "no host to grade")
 	}
 	if o.Out == "" {
 		return fail.Errorf(fail.Usage, "e.g. --out notas.xlsx", "no output spreadsheet (--out)")
@@ -285,7 +303,7 @@ func Preflight(o Options) (map[string]gradebook.Manual, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.CSV != "" {
+	if o.CSV != "" && !o.documentsOnly() {
 		if err := gradebook.CheckWritable(o.CSV); err != nil {
 			return nil, err
 		}
@@ -540,7 +558,7 @@ func GradeHost(ctx context.Context, o Options, t Target) HostResult {
 		bench = b
 	}
 	rep := checks.Score(o.Rubric, facts, bench)
-	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: time.Since(start), Err: err, Sudo: sudo}
+	return HostResult{Row: gradebook.Row{Student: t.Student, Scorecard: rep}, Elapsed: time.Since(start), Err: err, Sudo: sudo, Facts: &facts}
 }
 
 // observe connects to the host and gathers its facts (and, with o.Active,

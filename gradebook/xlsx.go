@@ -154,6 +154,7 @@ func readOld(path string, r *checks.Rubric) (*oldBook, error) {
 	}
 	auto := readAutoScores(x)
 	iCom := idx(colComentarios)
+	sugg := readSuggestions(x)
 	get := func(row []string, i int) string {
 		if i < 0 || i >= len(row) {
 			return ""
@@ -220,12 +221,16 @@ func readOld(path string, r *checks.Rubric) (*oldBook, error) {
 				m.Extra[h] = v
 			}
 		}
+		dropSuggestions(sugg[key], m.Marks)
 		if len(m.Marks) > 0 || m.Comment != "" || len(m.Overrides) > 0 || len(m.Invalid) > 0 || len(m.Extra) > 0 {
 			old.manual[key] = m
 		}
 	}
 	if comments, err := x.GetComments(SheetNotas); err == nil {
 		for _, c := range comments {
+			if c.Author == suggestionAuthor {
+				continue // deploylab's note on a suggested mark: written anew
+			}
 			col, rn, err := excelize.CellNameToCoordinates(c.Cell)
 			if err != nil || col-1 >= len(header) {
 				continue
@@ -282,6 +287,10 @@ type XLSXOptions struct {
 	// BenchRoute is the route charted single vs cluster (default: the
 	// rubric's first bench check's route, else /api/500000).
 	BenchRoute string
+	// Similar and Submissions fill the Similitud and Entregas sheets
+	// (grade --submissions); none: no such sheets.
+	Similar     []SimilarPair
+	Submissions []SubmissionLine
 }
 
 // WriteXLSX writes notas.xlsx at path atomically. When path exists,
@@ -325,6 +334,7 @@ type styles struct {
 	header, wrap, score, manual, total int
 	override, invalid                  int
 	pass, failS, errS, skip, review    int
+	suggested, suggestedManual         int
 }
 
 func newStyles(x *excelize.File) (styles, error) {
@@ -361,6 +371,11 @@ func newStyles(x *excelize.File) (styles, error) {
 	s.errS = mkc("FFEB9C")
 	s.skip = mkc("E7E6E6")
 	s.review = mkc("FFEB9C")
+	// A suggested mark (from the student's document): blue italics, so the
+	// teacher sees what to confirm or overwrite.
+	s.suggested = mk(&excelize.Style{CustomNumFmt: &two, Font: &excelize.Font{Italic: true, Color: "1F4E9E"}})
+	s.suggestedManual = mk(&excelize.Style{CustomNumFmt: &two, Font: &excelize.Font{Italic: true, Color: "1F4E9E"},
+		Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"DDEBF7"}}, Protection: &excelize.Protection{Locked: false}})
 	return s, err
 }
 
@@ -388,6 +403,9 @@ func buildXLSX(r *checks.Rubric, rows []Row, old *oldBook, opts XLSXOptions) (*e
 	if err := writeNotes(x, r, rows, old); err != nil {
 		return nil, fmt.Errorf("sheet %s: notes: %w", SheetNotas, err)
 	}
+	if err := noteSuggestions(x, r, rows, manual, old); err != nil {
+		return nil, fmt.Errorf("sheet %s: %w", SheetNotas, err)
+	}
 	if err := writeAutoScores(x, r, rows); err != nil {
 		return nil, fmt.Errorf("sheet %s: %w", SheetDeploylab, err)
 	}
@@ -399,6 +417,9 @@ func buildXLSX(r *checks.Rubric, rows []Row, old *oldBook, opts XLSXOptions) (*e
 	}
 	if err := writeRubrica(x, st, r); err != nil {
 		return nil, fmt.Errorf("sheet %s: %w", SheetRubrica, err)
+	}
+	if err := writeDocumentSheets(x, st, r, rows, manual, opts); err != nil {
+		return nil, err
 	}
 	x.SetActiveSheet(0)
 	full := true
@@ -493,13 +514,17 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 	for i, row := range rows {
 		m := manual[row.Key()]
 		estado := "alcanzable"
-		if !row.Scorecard.Reachable {
+		switch {
+		case row.Scorecard.DocumentsOnly:
+			estado = "solo documento"
+		case !row.Scorecard.Reachable:
 			estado = "inalcanzable: " + row.Scorecard.Reason
 		}
 		vals := []any{row.Name, row.ID, row.Email, row.Host, estado}
 		total, anyMark := 0.0, false
 		var why []string
 		for _, c := range r.Criteria {
+			cr := findResult(row.Scorecard, c.ID)
 			style := st.score
 			if c.Manual {
 				style = st.manual
@@ -518,7 +543,13 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 				why = append(why, fmt.Sprintf("nota cambiada a mano en %s (automática: %s)", c.Name, auto))
 				style = st.override
 			}
-			v, ok := criterionScore(c, findResult(row.Scorecard, c.ID), m)
+			v, ok := criterionScore(c, cr, m)
+			if _, over := m.Overrides[c.ID]; !over && isSuggestion(c, cr, m) {
+				style = st.suggested
+				if c.Manual {
+					style = st.suggestedManual
+				}
+			}
 			if !ok {
 				vals = append(vals, excelize.Cell{StyleID: style})
 				continue
@@ -531,8 +562,11 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		// No mark at all (an unreachable host): the total is blank, not 0.
 		formula := fmt.Sprintf(`IF(COUNT(%[1]s:%[2]s)=0,"",SUM(%[1]s:%[2]s))`, cell(firstCrit, rn), cell(lastCrit, rn))
 		review := ""
-		if row.Scorecard.NeedsReview || !row.Scorecard.Reachable || len(why) > 0 {
+		if row.Scorecard.NeedsReview || (!row.Scorecard.Reachable && !row.Scorecard.DocumentsOnly) || len(row.Scorecard.ReviewNotes) > 0 || len(why) > 0 {
 			review = "sí"
+			if len(row.Scorecard.ReviewNotes) > 0 {
+				review += ": " + strings.Join(row.Scorecard.ReviewNotes, "; ")
+			}
 		}
 		if len(why) > 0 {
 			review += ": " + strings.Join(why, "; ")
@@ -566,7 +600,7 @@ func writeDetalle(x *excelize.File, st styles, r *checks.Rubric, rows []Row) err
 	rn := 2
 	for _, row := range rows {
 		for _, c := range row.Scorecard.Criteria {
-			if c.Manual {
+			if c.Manual && len(c.Checks) == 0 {
 				continue
 			}
 			for _, ch := range c.Checks {

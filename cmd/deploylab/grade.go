@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +18,7 @@ import (
 	"github.com/deploylab/deploylab/gradebook"
 	"github.com/deploylab/deploylab/internal/config"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/internal/safetext"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -43,13 +44,25 @@ page per student, in one self-contained file.
 --active also runs the checks that disturb the host: a worker is killed (does
 it come back?) and the server is reloaded under load (are requests lost?).
 
+--submissions takes Moodle's "Download all submissions" zip (or a folder with
+one file or folder per student): the documents (PDF, DOCX, ODT, MD, TXT, HTML;
+screenshots read with tesseract OCR) are matched to the inventory's students by
+name, id or email and scored against the rubric's document checks: the
+"documented" half of each criterion and the questions and format criteria, as
+*suggested* marks (blue italics with a note; a mark the teacher types wins and
+is kept by a re-grade). Pairs sharing long passages, the same screenshot or a
+cloned VM are listed in the sheet Similitud and flagged in Revisar. Without -i
+or --host, only the documents are graded (a row per submission). --template
+names the template document (its headings are the expected sections).
+
 An unreachable host still gets its row, marked for review; the exit code is
 then 3. The outputs are checked before any host is visited. Ctrl-C writes the
 rows finished so far.
 
   deploylab grade -i clase.yaml --out notas.xlsx --csv notas.csv --feedback informes/
   deploylab grade -i clase.yaml --out notas.xlsx --html clase.html
-  deploylab grade --host deploy@192.168.1.50 --out notas.xlsx --active`
+  deploylab grade --host deploy@192.168.1.50 --out notas.xlsx --active
+  deploylab grade -i clase.yaml --submissions entregas.zip --template plantilla.docx --out notas.xlsx`
 
 func newGradeCmd(r *rootCmd) *cobra.Command {
 	c := &cobra.Command{
@@ -81,6 +94,10 @@ func newGradeCmd(r *rootCmd) *cobra.Command {
 		return pflag.NormalizedName(name)
 	})
 	f.String("results-dir", fmt.Sprint(config.Defaults["results-dir"]), "where deploylab bench stored its results (the latest per host are graded)")
+	f.String("submissions", "", "also grade the students' documents: Moodle's \"Download all submissions\" zip or a folder")
+	f.String("template", "", "the template document whose sections the documents must have (with --submissions)")
+	f.String("statement", "", "the practice's statement: its text in a document is not copying (with --submissions)")
+	f.Bool("no-ocr", false, "do not read the screenshots' text with tesseract (with --submissions)")
 	f.String("gradebook-id", "auto", "the CSV's identifying column: email, idnumber, or auto (email when every student has one)")
 	return c
 }
@@ -122,10 +139,15 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := targets(cfg, "deploylab grade -i clase.yaml --out notas.xlsx")
+	docs, err := documentFlags(c, cfg)
 	if err != nil {
 		return err
 	}
+	hosts, err := targets(cfg, "deploylab grade -i clase.yaml --out notas.xlsx")
+	if err != nil && (docs == nil || cfg.Inventory != "" || cfg.Host != "") {
+		return err
+	}
+	// --submissions without -i or --host: the documents alone.
 	targets := grade.TargetsOf(hosts)
 	auto := 0.0
 	for _, cr := range rubric.Automatic() {
@@ -142,6 +164,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		Out:   out, CSV: csvPath, FeedbackDir: fbDir, HTML: htmlPath, Version: versionString(),
 		CSVOptions: gradebook.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
 		Warn:       r.stderr,
+		Documents:  docs,
 	}
 	width := 4
 	for _, t := range targets {
@@ -210,4 +233,25 @@ func printGradeSummary(w io.Writer, sum *grade.Summary) {
 	if len(sum.Written) > 0 {
 		fmt.Fprintf(w, "wrote %s\n", strings.Join(sum.Written, ", "))
 	}
+}
+
+// documentFlags reads --submissions, --template, --statement and --no-ocr
+// (nil without --submissions).
+func documentFlags(c *cobra.Command, cfg *config.Config) (*grade.DocumentOptions, error) {
+	f := c.Flags()
+	subs, _ := f.GetString("submissions")
+	tmpl, _ := f.GetString("template")
+	stmt, _ := f.GetString("statement")
+	noOCR, _ := f.GetBool("no-ocr")
+	if subs == "" {
+		if tmpl != "" || stmt != "" {
+			return nil, fail.Errorf(fail.Usage, "add --submissions entregas.zip", "--template and --statement need --submissions")
+		}
+		return nil, nil
+	}
+	cache := ""
+	if d, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(d, "deploylab", "ocr")
+	}
+	return &grade.DocumentOptions{Submissions: subs, Template: tmpl, Statement: stmt, NoOCR: noOCR, OCRCacheDir: cache}, nil
 }
