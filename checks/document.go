@@ -302,6 +302,10 @@ func Fold(s string) string {
 	return b.String()
 }
 
+// foldSpace folds s and joins its words with single spaces (a line break
+// inside "pm2\nls" is a space).
+func foldSpace(s string) string { return strings.Join(strings.Fields(Fold(s)), " ") }
+
 // passage is a piece of text checks quote: a paragraph and the next one.
 type passage struct {
 	where string // "informe.pdf p. 3" or "informe.pdf p. 3, captura image2.png"
@@ -319,7 +323,7 @@ func (d *DocFacts) passages(text, ocr bool) []passage {
 				if i+1 < len(blocks) {
 					t += "\n" + blocks[i+1]
 				}
-				out = append(out, passage{where: fmt.Sprintf("%s p. %d", p.File, p.N), text: t, fold: Fold(t)})
+				out = append(out, passage{where: fmt.Sprintf("%s p. %d", p.File, p.N), text: t, fold: foldSpace(t)})
 			}
 		}
 	}
@@ -328,17 +332,19 @@ func (d *DocFacts) passages(text, ocr bool) []passage {
 			if strings.TrimSpace(im.OCR) == "" {
 				continue
 			}
-			out = append(out, passage{where: fmt.Sprintf("%s p. %d, captura %s", im.File, im.Page, im.Name), text: im.OCR, fold: Fold(im.OCR)})
+			out = append(out, passage{where: fmt.Sprintf("%s p. %d, captura %s", im.File, im.Page, im.Name), text: im.OCR, fold: foldSpace(im.OCR)})
 		}
 	}
 	return out
 }
 
+var blankLineRe = regexp.MustCompile(`\n\s*\n`)
+
 // paragraphs splits a page into blocks at blank lines; a block longer than
 // 800 characters is cut at line ends.
 func paragraphs(s string) []string {
 	var out []string
-	for _, b := range regexp.MustCompile(`\n\s*\n`).Split(s, -1) {
+	for _, b := range blankLineRe.Split(s, -1) {
 		b = strings.TrimSpace(b)
 		if b == "" {
 			continue
@@ -596,7 +602,16 @@ func ScoreDocuments(r *Rubric, sc *Scorecard, d *DocFacts, vmScored bool) {
 			cr.Checks = append(cr.Checks, res)
 		}
 		if countW == 0 {
+			// Nothing of the document could be decided: the VM half alone
+			// is scored, and the teacher must look.
 			cr.NeedsReview = true
+			if cr.Scored && !c.Manual && vmScored {
+				cr.VMPoints = round2(c.Points * (1 - c.Document.Weight))
+				cr.VMScore = round2(cr.VMPoints * cr.Score / c.Points)
+				cr.DocPoints = round2(c.Points * c.Document.Weight)
+				cr.Score, cr.Suggested = cr.VMScore, true
+				cr.SuggestedNote = fmt.Sprintf("VM %s de %s; el documento no se pudo calificar (%s de %s pendientes)", fmtNum(cr.VMScore), fmtNum(cr.VMPoints), fmtNum(cr.DocPoints), fmtNum(cr.DocPoints))
+			}
 			if cr.Scored {
 				total += cr.Score
 			}

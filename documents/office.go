@@ -59,7 +59,7 @@ func (b *docBuilder) endPara(level int, caption bool) {
 	b.para.Reset()
 	if t != "" {
 		b.cur.WriteString(t)
-		b.cur.WriteString("\n")
+		b.cur.WriteString("\n\n")
 		if level > 0 && len(t) < 200 {
 			b.doc.Headings = append(b.doc.Headings, Heading{Text: t, Page: b.page, Level: level})
 		}

@@ -11,7 +11,8 @@ import (
 
 // Similarity tuning. A passage is copied when it shares at least
 // MinPassageWords words in a row (k-word shingles selected by winnowing);
-// a screenshot when its DHash is within MaxImageDistance bits.
+// a screenshot when its DHash is within MaxImageDistance bits (and its
+// OCR'd text alike).
 type SimilarityOptions struct {
 	// ShingleWords is k, the words of one shingle (default 8).
 	ShingleWords int
@@ -21,8 +22,11 @@ type SimilarityOptions struct {
 	// MinPassageWords is the shortest shared passage reported (default 40).
 	MinPassageWords int
 	// MaxImageDistance is the largest DHash distance of two copies of one
-	// picture (default 20 of 256 bits).
+	// picture (default 9 of 256 bits). When both pictures have OCR'd text,
+	// the texts must also be alike (MinOCRSimilarity of their character
+	// trigrams, default 0.6).
 	MaxImageDistance int
+	MinOCRSimilarity float64
 	// CommonShare: a shingle or picture found in more than this share of
 	// the class (and in at least 3 students) is common material, not copying
 	// (default 0.3).
@@ -40,7 +44,10 @@ func (o SimilarityOptions) withDefaults() SimilarityOptions {
 		o.MinPassageWords = 40
 	}
 	if o.MaxImageDistance <= 0 {
-		o.MaxImageDistance = 20
+		o.MaxImageDistance = 9
+	}
+	if o.MinOCRSimilarity <= 0 {
+		o.MinOCRSimilarity = 0.6
 	}
 	if o.CommonShare <= 0 {
 		o.CommonShare = 0.3
@@ -323,7 +330,7 @@ func similarImages(works []Work, ref Reference, o SimilarityOptions) []Pair {
 			}
 			iy := get(all[y])
 			d := ix.Hash.Distance(iy.Hash)
-			if d > o.MaxImageDistance || !sameAspect(ix, iy) {
+			if d > o.MaxImageDistance || !sameAspect(ix, iy) || !ocrAlike(ix.OCR, iy.OCR, o.MinOCRSimilarity) {
 				continue
 			}
 			holders[x][all[y].work] = true
@@ -413,4 +420,37 @@ func orderPair(p Pair) Pair {
 		p.NameA, p.NameB = p.NameB, p.NameA
 	}
 	return p
+}
+
+// ocrAlike compares the text OCR read in two pictures (character trigrams,
+// Jaccard): a copy reads alike; a screenshot of the same window with other
+// values does not. Pictures without text are not compared.
+func ocrAlike(a, b string, min float64) bool {
+	ta, tb := trigrams(a), trigrams(b)
+	if len(ta) < 10 || len(tb) < 10 {
+		return true
+	}
+	inter := 0
+	for g := range ta {
+		if tb[g] {
+			inter++
+		}
+	}
+	union := len(ta) + len(tb) - inter
+	return float64(inter)/float64(union) >= min
+}
+
+func trigrams(s string) map[string]bool {
+	var b strings.Builder
+	for _, r := range foldKey(s) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	rs := []rune(b.String())
+	out := map[string]bool{}
+	for i := 0; i+3 <= len(rs); i++ {
+		out[string(rs[i:i+3])] = true
+	}
+	return out
 }
