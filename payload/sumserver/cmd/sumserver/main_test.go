@@ -38,6 +38,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"stats"}, "", 2, "", "give --stats-socket PATH"},
 		{[]string{"stats", "--stats-socket", "/nonexistent/s.sock"}, "", 1, "", "is sumserver running"},
 		{[]string{"--port", "0", "--stats-socket", "/nonexistent/s.sock"}, "", 1, "", "stats socket"},
+		{[]string{"--sessions", "redis"}, "", 2, "", `unknown sessions mode "redis"`},
+		{[]string{"--sessions", "stateless"}, "", 2, "", "--sessions stateless needs --session-key-file"},
+		{[]string{"--session-ttl", "0s"}, "", 2, "", "--session-ttl: must be positive"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tt.args, tt.env, &out, &errb)
@@ -167,5 +170,66 @@ func TestStatsSocket(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("stats socket left after stop: %v", err)
+	}
+}
+
+// TestSessions: --sessions memory serves the session routes beside the app
+// (one process: every request finds the token).
+func TestSessions(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--port", "0", "--addr", "127.0.0.1", "--sessions", "master"}, "", &out, io.Discard)
+	}()
+	var port string
+	deadline := time.Now().Add(10 * time.Second)
+	for port == "" {
+		if m := regexp.MustCompile(`App listening on port (\d+)`).FindStringSubmatch(out.String()); m != nil {
+			port = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no start line: %q", out.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	base := "http://127.0.0.1:" + port
+	r, err := http.Post(base+"/login", "application/json", strings.NewReader(`{"name":"ana"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Token string }
+	err = json.NewDecoder(r.Body).Decode(&v)
+	r.Body.Close()
+	if err != nil || r.StatusCode != 200 || v.Token == "" {
+		t.Fatalf("login: %d %v", r.StatusCode, err)
+	}
+	me := func() int {
+		req, _ := http.NewRequest("GET", base+"/me", nil)
+		req.Header.Set("Authorization", "Bearer "+v.Token)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if c := me(); c != 200 {
+		t.Errorf("GET /me: %d", c)
+	}
+	req, _ := http.NewRequest("POST", base+"/logout", nil)
+	req.Header.Set("Authorization", "Bearer "+v.Token)
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 204 {
+		t.Fatalf("logout: %v %v", r, err)
+	}
+	if c := me(); c != 401 {
+		t.Errorf("GET /me after logout: %d", c)
+	}
+	if r, err := http.Get(base + "/api/50"); err != nil || r.StatusCode != 200 {
+		t.Errorf("the app beside the sessions: %v %v", r, err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after cancel", code)
 	}
 }
