@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"net"
 	"os"
 	"os/exec"
@@ -144,6 +145,7 @@ scenarios:
 func localDial(ctx context.Context, t Target) (remote.Executor, error) { return &remote.Local{}, nil }
 
 func TestRunLocal(t *testing.T) {
+	need.Slow(t, "the whole bench on local servers")
 	bin := binaries(t)
 	t.Setenv("HOME", t.TempDir())
 	single, cluster := freePort(t), freePort(t)
@@ -334,6 +336,7 @@ func TestRunLocalErrors(t *testing.T) {
 // bench/loadtestfmt), installed the way npm installs it (bin symlink into
 // node_modules, package.json with the version).
 func TestRunLocalLoadtest(t *testing.T) {
+	need.Slow(t, "the local bench with loadtest")
 	bin := binaries(t)
 	t.Setenv("HOME", t.TempDir())
 	single, cluster := freePort(t), freePort(t)
@@ -448,6 +451,7 @@ func TestRunLocalInterrupted(t *testing.T) {
 // Node and a Go stack: each record stores its stack, the IDs and the
 // tables keep them apart, and the grader's summaries keep the go one.
 func TestCompareLocal(t *testing.T) {
+	need.Slow(t, "the local four-server comparison")
 	bin := binaries(t)
 	t.Setenv("HOME", t.TempDir())
 	nodePort, goPort := freePort(t), freePort(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"io"
 	"net"
 	"net/http"
@@ -20,11 +21,7 @@ import (
 // needTool fails (never skips) when a tool the test needs is missing.
 func needTool(t *testing.T, name, install string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is missing: %s", name, install)
-	}
-	return p
+	return need.Tool(t, name, install)
 }
 
 func freePort(t *testing.T) int {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"net"
 	"net/http"
 	"os"
@@ -43,9 +44,7 @@ func TestUnitFiles(t *testing.T) {
 // TestUnitFilesVerify runs systemd-analyze verify on the rendered units
 // on this machine, with the programs in place as stand-ins.
 func TestUnitFilesVerify(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze not found: install the Debian package systemd")
-	}
+	need.Tool(t, "systemd-analyze", "install the Debian package systemd")
 	d, _ := NewDeployment(DeploymentOptions{})
 	dir := t.TempDir()
 	d.Root = dir // the ExecStart paths must exist
@@ -121,9 +120,7 @@ func freePort(t *testing.T) int {
 // TestProbe runs the verify script on this machine (remote.Local) against
 // the app on loopback, with curl and with bash's /dev/tcp.
 func TestProbe(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl not found: install the Debian package curl")
-	}
+	need.Tool(t, "curl", "install the Debian package curl")
 	up := appServer(t)
 	down := freePort(t)
 	wrong := func() int {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"io"
 	"net"
 	"net/http"
@@ -29,10 +30,7 @@ func TestNodeEcosystemGolden(t *testing.T) {
 	golden.Check(t, filepath.Join("testdata", "node-ecosystem.config.js.golden"), []byte(string(eco)))
 
 	// Node itself reads it: the two apps, cluster mode with instances 0.
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed: install Debian's nodejs package (apt-get install nodejs)")
-	}
+	node := need.Tool(t, "node", "install Debian's nodejs package (apt-get install nodejs)")
 	dir := t.TempDir()
 	p := filepath.Join(dir, "ecosystem.config.js")
 	if err := os.WriteFile(p, eco, 0o644); err != nil {
@@ -104,17 +102,14 @@ func TestParsePM2JList(t *testing.T) {
 // TestNodeAppRuns runs the embedded app.js with the real Express (nodeapp's
 // node_modules, as the differential peer uses them) and asks / and /api/50.
 func TestNodeAppRuns(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed: install Debian's nodejs package (apt-get install nodejs)")
-	}
+	node := need.Tool(t, "node", "install Debian's nodejs package (apt-get install nodejs)")
 	src, err := nodeapp.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	mods := filepath.Join(src, "node_modules")
 	if _, err := os.Stat(filepath.Join(mods, "express")); err != nil {
-		t.Fatalf("express is not installed in nodeapp (cd nodeapp && npm ci): %v", err)
+		need.Missing(t, "express is not installed in nodeapp: cd nodeapp && npm ci")
 	}
 	dir := t.TempDir()
 	for _, f := range nodeapp.Files {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -526,10 +527,7 @@ func checkCSV(t *testing.T, r *checks.Rubric, path string, hosts []grade.HostRes
 // profile) and returns each host's Total as LibreOffice computes it.
 func libreOfficeTotals(t *testing.T, path string) map[string]string {
 	t.Helper()
-	soffice, err := exec.LookPath("soffice")
-	if err != nil {
-		t.Fatal("soffice is missing: apt-get install -y libreoffice-calc-nogui")
-	}
+	soffice := need.Tool(t, "soffice", "apt-get install -y libreoffice-calc-nogui")
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

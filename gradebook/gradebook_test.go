@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,10 +327,7 @@ func TestFeedback(t *testing.T) {
 // totals from the formulas, including a manual mark typed after the file was
 // written.
 func TestLibreOfficeSeesTotals(t *testing.T) {
-	soffice, err := exec.LookPath("soffice")
-	if err != nil {
-		t.Fatal("soffice is missing: apt-get install -y libreoffice-calc-nogui")
-	}
+	soffice := need.Tool(t, "soffice", "apt-get install -y libreoffice-calc-nogui")
 	r := rubric(t)
 	rows := gradeRows(t, r)
 	dir := t.TempDir()

@@ -10,6 +10,7 @@ package labtest
 import (
 	"bytes"
 	"context"
+	"github.com/deploylab/deploylab/internal/need"
 	"os"
 	"strings"
 	"sync"
@@ -29,12 +30,16 @@ type Options struct {
 	Variant string
 }
 
-// Skip skips t if DEPLOYLAB_SKIP_LAB=1.
+// Skip skips t if DEPLOYLAB_SKIP_LAB=1 (an explicit, logged choice, e.g.
+// test.sh's -race run), or under -short outside CI (a newcomer's machine
+// with only Go: lab hosts need root, systemd-container and debootstrap, and
+// minutes). Otherwise a lab that cannot start fails the test.
 func Skip(t testing.TB) {
 	t.Helper()
 	if os.Getenv("DEPLOYLAB_SKIP_LAB") == "1" {
 		t.Skip("DEPLOYLAB_SKIP_LAB=1: skipping a test that needs lab hosts")
 	}
+	need.Slow(t, "a test that needs lab hosts (root, systemd-container, debootstrap)")
 }
 
 // Start starts a lab for t and registers its Stop (and a check that it

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/deploylab/deploylab/internal/need"
 	"net"
 	"net/http"
 	"os"
@@ -29,9 +30,7 @@ const nodeHint = "the differential tests need Node.js and npm: apt-get install n
 func needNode(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: %s", tool, nodeHint)
-		}
+		need.Tool(t, tool, nodeHint)
 	}
 }
 
