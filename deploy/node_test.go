@@ -128,7 +128,7 @@ func TestNodeAppRuns(t *testing.T) {
 			}
 			port := l.Addr().(*net.TCPAddr).Port
 			l.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, node, script)
 			cmd.Dir = dir
@@ -149,7 +149,9 @@ func TestNodeAppRuns(t *testing.T) {
 			}
 			var code int
 			var body string
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			// A bound for the start, not a speed check: the cluster forks a
+			// worker per CPU, slow on a loaded machine.
+			for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 				if code, body, err = get("/"); err == nil {
 					break
 				}
