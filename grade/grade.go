@@ -229,7 +229,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		if len(lost) > 0 {
 			sort.Strings(lost)
-			fmt.Fprintf(w, "warning: %s had manual marks for students not graded in this run (%s); their rows are left out of the new sheet\n",
+			fmt.Fprintf(w, "warning: %s had manual marks for students not graded in this run (%s); their rows are kept as they were, marked for review\n",
 				o.Out, strings.Join(lost, ", "))
 		}
 	}

@@ -165,3 +165,64 @@ func fmtTotal(t *testing.T, row []string, i int, v float64) string {
 func fmtSscan(s string, f *float64) (int, error) { return fmt.Sscan(s, f) }
 
 func fmtScore2(v float64) string { return strconv.FormatFloat(round2(v), 'f', 2, 64) }
+
+// TestRegradeKeepsRowsNotGraded: a re-grade of part of the class (--limit)
+// keeps the other students' rows as they were, marked for review.
+func TestRegradeKeepsRowsNotGraded(t *testing.T) {
+	r := rubric(t)
+	rows := gradeRows(t, r)
+	path := filepath.Join(t.TempDir(), "notas.xlsx")
+	if err := WriteXLSX(path, r, rows, XLSXOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	x, err := excelize.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.SetCellValue(SheetNotas, "J3", 0.5)             // Bea's manual mark
+	x.SetCellStr(SheetNotas, "N3", "Bien el cluster") // and a comment
+	x.Save()
+	x.Close()
+	before := sheetText(t, path, SheetNotas)
+
+	if err := WriteXLSX(path, r, rows[:1], XLSXOptions{}); err != nil { // Ana only
+		t.Fatal(err)
+	}
+	after := sheetText(t, path, SheetNotas)
+	if len(after) != len(before) {
+		t.Fatalf("%d rows after grading one student, want %d", len(after), len(before))
+	}
+	for _, old := range before[2:] {
+		var got []string
+		for _, row := range after {
+			if row[0] == old[0] {
+				got = row
+			}
+		}
+		if got == nil {
+			t.Errorf("%s's row is gone", old[0])
+			continue
+		}
+		for i := range old {
+			if i == 11 || i == 12 { // the total is recomputed; Revisar says why
+				continue
+			}
+			if i >= len(got) || got[i] != old[i] {
+				t.Errorf("%s: column %d %q, was %q", old[0], i+1, at(got, i), old[i])
+			}
+		}
+		if old[0] == "Bea López" && got[11] != "3.50" {
+			t.Errorf("Bea's total %s, want 3.50 (with her manual mark)", got[11])
+		}
+		if !strings.Contains(at(got, 12), "no calificado en esta ejecución") {
+			t.Errorf("%s: Revisar %q", old[0], at(got, 12))
+		}
+	}
+}
+
+func at(row []string, i int) string {
+	if i < len(row) {
+		return row[i]
+	}
+	return ""
+}

@@ -96,6 +96,17 @@ type oldBook struct {
 	notes  map[string]map[string][]excelize.Comment
 	exists bool
 	mode   os.FileMode
+	// rows are the previous sheet's rows, in order, for the students a
+	// re-grade of part of the class does not visit.
+	rows []oldRow
+}
+
+// oldRow is a previous row: its key and raw cells by column header, the
+// criteria's by criterion ID.
+type oldRow struct {
+	key   string
+	cells map[string]string
+	crit  map[string]string
 }
 
 func readOld(path string, r *checks.Rubric) (*oldBook, error) {
@@ -169,6 +180,18 @@ func readOld(path string, r *checks.Rubric) (*oldBook, error) {
 			continue
 		}
 		rowKey[rn+2] = key
+		orow := oldRow{key: key, cells: map[string]string{}, crit: map[string]string{}}
+		for i, h := range header {
+			if v := get(row, i); v != "" {
+				orow.cells[h] = v
+			}
+		}
+		for id, i := range critCol {
+			if v := get(row, i); v != "" {
+				orow.crit[id] = v
+			}
+		}
+		old.rows = append(old.rows, orow)
 		m := Manual{Marks: map[string]float64{}, Comment: get(row, iCom)}
 		for _, c := range r.Criteria {
 			i, ok := critCol[c.ID]
@@ -397,10 +420,21 @@ func buildXLSX(r *checks.Rubric, rows []Row, old *oldBook, opts XLSXOptions) (*e
 	if err != nil {
 		return nil, err
 	}
-	if err := writeNotas(x, st, r, rows, manual, old.extra); err != nil {
+	graded := map[string]bool{}
+	for _, row := range rows {
+		graded[row.Key()] = true
+	}
+	var kept []oldRow
+	for _, o := range old.rows {
+		if !graded[o.key] {
+			kept = append(kept, o)
+			graded[o.key] = true
+		}
+	}
+	if err := writeNotas(x, st, r, rows, manual, old.extra, kept); err != nil {
 		return nil, fmt.Errorf("sheet %s: %w", SheetNotas, err)
 	}
-	if err := writeNotes(x, r, rows, old); err != nil {
+	if err := writeNotes(x, r, rows, kept, old); err != nil {
 		return nil, fmt.Errorf("sheet %s: notes: %w", SheetNotas, err)
 	}
 	if err := noteSuggestions(x, r, rows, manual, old); err != nil {
@@ -432,7 +466,7 @@ func buildXLSX(r *checks.Rubric, rows []Row, old *oldBook, opts XLSXOptions) (*e
 // writeNotas writes the grade sheet. Sheet-level settings (filter,
 // validation, conditional formats) go first; the rows are streamed so that
 // the Total cells carry both the formula and its value.
-func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manual map[string]Manual, extra []string) error {
+func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manual map[string]Manual, extra []string, kept []oldRow) error {
 	header := []string{colAlumno, colID, colEmail, colHost, colEstado}
 	firstCrit := len(header) + 1
 	for _, c := range r.Criteria {
@@ -442,7 +476,7 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 	header = append(header, colTotal, colRevisar, colComentarios)
 	header = append(header, extra...)
 	totalCol, reviewCol := lastCrit+1, lastCrit+2
-	n := len(rows)
+	n := len(rows) + len(kept)
 	last := max(n+1, 2)
 
 	if err := x.AutoFilter(SheetNotas, cell(1, 1)+":"+cell(len(header), last), nil); err != nil {
@@ -578,6 +612,39 @@ func writeNotas(x *excelize.File, st styles, r *checks.Rubric, rows []Row, manua
 		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: totalValue}, review, m.Comment)
 		for _, h := range extra {
 			vals = append(vals, m.Extra[h])
+		}
+		if err := sw.SetRow(cell(1, rn), vals); err != nil {
+			return err
+		}
+	}
+	// Students of the previous sheet not graded in this run (a --limit):
+	// their rows as they were, marked for review.
+	for i, o := range kept {
+		rn := len(rows) + i + 2
+		vals := []any{o.cells[colAlumno], o.cells[colID], o.cells[colEmail], o.cells[colHost], o.cells[colEstado]}
+		total := 0.0
+		for _, c := range r.Criteria {
+			style := st.score
+			if c.Manual {
+				style = st.manual
+			}
+			raw, ok := o.crit[c.ID]
+			if !ok {
+				vals = append(vals, excelize.Cell{StyleID: style})
+				continue
+			}
+			if v, err := strconv.ParseFloat(raw, 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				total += v
+				vals = append(vals, excelize.Cell{StyleID: style, Value: v})
+			} else {
+				vals = append(vals, excelize.Cell{StyleID: st.invalid, Value: raw})
+			}
+		}
+		formula := fmt.Sprintf("SUM(%s:%s)", cell(firstCrit, rn), cell(lastCrit, rn))
+		vals = append(vals, excelize.Cell{StyleID: st.total, Formula: formula, Value: round2(total)},
+			"sí: no calificado en esta ejecución (fila de la hoja anterior)", o.cells[colComentarios])
+		for _, h := range extra {
+			vals = append(vals, o.cells[h])
 		}
 		if err := sw.SetRow(cell(1, rn), vals); err != nil {
 			return err
@@ -801,7 +868,7 @@ func checkParams(c checks.Check) string { return c.Describe() }
 
 // writeNotes puts the teacher's cell notes back on the same student's row
 // and the same column.
-func writeNotes(x *excelize.File, r *checks.Rubric, rows []Row, old *oldBook) error {
+func writeNotes(x *excelize.File, r *checks.Rubric, rows []Row, kept []oldRow, old *oldBook) error {
 	if len(old.notes) == 0 {
 		return nil
 	}
@@ -816,6 +883,9 @@ func writeNotes(x *excelize.File, r *checks.Rubric, rows []Row, old *oldBook) er
 	rowOf := map[string]int{"": 1}
 	for i, row := range rows {
 		rowOf[row.Key()] = i + 2
+	}
+	for i, o := range kept {
+		rowOf[o.key] = len(rows) + i + 2
 	}
 	for key, byHeader := range old.notes {
 		rn, ok := rowOf[key]
