@@ -238,11 +238,7 @@ func printGradeSummary(w io.Writer, sum *grade.Summary) {
 // documentFlags reads --submissions, --template, --statement and --no-ocr
 // (nil without --submissions).
 func documentFlags(c *cobra.Command, cfg *config.Config) (*grade.DocumentOptions, error) {
-	f := c.Flags()
-	subs, _ := f.GetString("submissions")
-	tmpl, _ := f.GetString("template")
-	stmt, _ := f.GetString("statement")
-	noOCR, _ := f.GetBool("no-ocr")
+	subs, tmpl, stmt, noOCR := cfg.Submissions, cfg.Template, cfg.Statement, cfg.NoOCR
 	if subs == "" {
 		if tmpl != "" || stmt != "" {
 			return nil, fail.Errorf(fail.Usage, "add --submissions entregas.zip", "--template and --statement need --submissions")

@@ -72,6 +72,12 @@ type Config struct {
 	CSV         string `mapstructure:"csv"`
 	Feedback    string `mapstructure:"feedback"`
 	Active      bool   `mapstructure:"active"`
+	// grade's documents: the submissions (Moodle zip or folder), the
+	// template and statement they are compared with, OCR off.
+	Submissions string `mapstructure:"submissions"`
+	Template    string `mapstructure:"template"`
+	Statement   string `mapstructure:"statement"`
+	NoOCR       bool   `mapstructure:"no-ocr"`
 
 	// bench: where results are stored (one JSON file per run), the plan
 	// and its one-off scenario, the tool, the stack, --compare.
