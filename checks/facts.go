@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/deploylab/deploylab/observe"
 )
 
 // HostFacts is what was observed on one host, gathered once (by the probe and,
@@ -48,121 +50,21 @@ type HostFacts struct {
 	Notes []string
 }
 
-// Listener is one listening TCP socket.
-type Listener struct {
-	Addr string // local address as printed ("0.0.0.0", "*", "[::]", "127.0.0.1")
-	Port int
-	// PIDs of the processes holding the socket (empty when the probe could
-	// not see them, e.g. other users' processes without root).
-	PIDs []int
-	// Names are the process names ss printed, in PIDs' order.
-	Names []string
-}
-
-// Process is one process on the host.
-type Process struct {
-	PID, PPID int
-	User      string
-	Cmdline   string
-}
-
-// HTTPProbe is one GET the probe made from the host to itself.
-type HTTPProbe struct {
-	Port   int
-	Path   string
-	Status int // 0 when no answer
-	Body   string
-	// Millis is the time to the whole answer; negative when not measured.
-	Millis float64
-	Error  string // why there was no answer (refused, timed out, no client)
-	Method string // curl, wget or devtcp
-}
-
-// File is a project file the probe found (or was asked for), with its start.
-type File struct {
-	Path      string
-	Size      int64
-	Content   string
-	Truncated bool
-}
-
-// PM2Daemon is one running PM2 daemon and what `pm2 jlist` said of it.
-type PM2Daemon struct {
-	PID   int
-	Home  string // PM2_HOME (from the daemon's command line or environment)
-	User  string
-	Apps  []PM2App
-	Error string // why jlist could not be read
-}
-
-// PM2Dump is a saved process list (~/.pm2/dump.pm2), what `pm2 resurrect`
-// restores at boot.
-type PM2Dump struct {
-	Path  string
-	Apps  []PM2App
-	Error string
-}
-
-// PM2App is one process of `pm2 jlist` (or one entry of a dump).
-type PM2App struct {
-	Name     string
-	PMID     int
-	PID      int
-	ExecMode string // "cluster_mode" or "fork_mode"
-	Status   string // "online", "stopped", "errored", …
-	// Instances is what the app was started with ("max", "0", "-1", "2" or "").
-	Instances string
-	Restarts  int
-	Script    string // pm_exec_path
-	Cwd       string
-}
-
-// Unit is a systemd unit's state.
-type Unit struct {
-	Name      string
-	Load      string // loaded, not-found
-	Active    string // active, inactive, failed
-	Sub       string // running, dead, exited
-	Enabled   string // UnitFileState: enabled, disabled, static, …
-	ExecStart string
-	User      string
-}
-
-// Tool is an installed program and its version ("" when unknown).
-type Tool struct {
-	Name    string
-	Version string
-	Path    string
-}
-
-// HistoryLine is one shell history line that mentions a load test or PM2.
-type HistoryLine struct {
-	File string
-	Line string
-}
-
-// BlockingProbe is the browser-tab experiment: a short request sent while a
-// heavy one runs on the same port.
-type BlockingProbe struct {
-	Port        int
-	HeavyPath   string
-	ShortPath   string
-	HeavyStatus int
-	HeavyMillis float64
-	ShortStatus int
-	ShortMillis float64
-	// OffsetMillis is how long after the heavy request the short one was
-	// sent.
-	OffsetMillis float64
-	Error        string
-}
-
-// CommandResult is a command the rubric asked the probe to run.
-type CommandResult struct {
-	Name   string
-	Exit   int
-	Output string
-}
+// The host's observations, as observe parses them.
+type (
+	Listener      = observe.Listener
+	Process       = observe.Process
+	HTTPProbe     = observe.HTTPProbe
+	File          = observe.File
+	PM2Daemon     = observe.PM2Daemon
+	PM2Dump       = observe.PM2Dump
+	PM2App        = observe.PM2App
+	Unit          = observe.Unit
+	Tool          = observe.Tool
+	HistoryLine   = observe.HistoryLine
+	BlockingProbe = observe.BlockingProbe
+	CommandResult = observe.CommandResult
+)
 
 // ActiveFacts are observations that change the host (kill a worker, reload),
 // made only with --active by another component.

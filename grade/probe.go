@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/deploylab/deploylab/checks"
+	obs "github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -56,14 +57,15 @@ func (p *prober) run(ctx context.Context, script []byte) (remote.Result, error) 
 
 // probe observes the host once.
 func (p *prober) probe(ctx context.Context, o checks.ProbeOptions) (checks.HostFacts, error) {
-	res, err := p.run(ctx, checks.ProbeScript(o))
+	res, err := p.run(ctx, obs.Script(o.Observe()))
 	if err != nil {
 		return checks.HostFacts{}, fmt.Errorf("probe: %w", err)
 	}
-	f, err := checks.ParseProbe(res.Stdout)
+	h, err := obs.Parse(res.Stdout)
 	if err != nil {
 		return checks.HostFacts{}, fmt.Errorf("probe: %w (exit status %d: %s)", err, res.ExitCode, firstLine(res.Stderr))
 	}
+	f := checks.FactsOf(h)
 	f.Processes = slices.DeleteFunc(f.Processes, func(pr checks.Process) bool {
 		return strings.Contains(pr.Cmdline, heredocMark)
 	})

@@ -47,44 +47,6 @@ func TestParseFactsIncomplete(t *testing.T) {
 	}
 }
 
-func TestParseSSLine(t *testing.T) {
-	tests := []struct {
-		line string
-		want Listener
-		ok   bool
-	}{
-		{`LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=512,fd=3))`,
-			Listener{Address: "0.0.0.0", Port: 22, Processes: []Process{{"sshd", 512}}}, true},
-		{`LISTEN 0      511                *:3000            *:*    users:(("node",pid=901,fd=18),("node",pid=902,fd=18))`,
-			Listener{Address: "*", Port: 3000, Processes: []Process{{"node", 901}, {"node", 902}}}, true},
-		{`LISTEN 0      4096   127.0.0.53%lo:53        0.0.0.0:*    users:(("systemd-resolve",pid=300,fd=14))`,
-			Listener{Address: "127.0.0.53%lo", Port: 53, Processes: []Process{{"systemd-resolve", 300}}}, true},
-		{`LISTEN 0      128             [::]:22           [::]:*`,
-			Listener{Address: "::", Port: 22}, true},
-		{`LISTEN 0      511   [::ffff:127.0.0.1]:8080         *:*    users:(("PM2 v5.3.0: God",pid=77,fd=20))`,
-			Listener{Address: "::ffff:127.0.0.1", Port: 8080, Processes: []Process{{"PM2 v5.3.0: God", 77}}}, true},
-		{`garbage`, Listener{}, false},
-	}
-	for _, tt := range tests {
-		got, ok := parseSSLine(tt.line)
-		if ok != tt.ok {
-			t.Errorf("%q: ok=%v", tt.line, ok)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got); ok && diff != "" {
-			t.Errorf("%q (-want +got):\n%s", tt.line, diff)
-		}
-	}
-}
-
-func TestGoArch(t *testing.T) {
-	for in, want := range map[string]string{"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "sparc64": ""} {
-		if got := GoArch(in); got != want {
-			t.Errorf("GoArch(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestFactsThisMachine gathers the real facts of this machine, over SSH
 // and locally, and checks them against what Go sees.
 func TestFactsThisMachine(t *testing.T) {
