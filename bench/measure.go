@@ -3,14 +3,18 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -63,43 +67,88 @@ func (p *serverProbe) rootPIDs() []int {
 	return p.ListenPIDs
 }
 
-// prepScript asks the host about each server: is its port listening, who
+// runner runs one command on the host.
+type runner interface {
+	Run(ctx context.Context, cmd string) (remote.Result, error)
+}
+
+// observeHost gathers, in one round trip (observe's script), the host's
+// facts and what it shows of each plan server: is its port listening, who
 // holds it, and (for a unit) its main PID, cgroup and command line.
-func prepScript(servers []Server) string {
-	var b strings.Builder
-	b.WriteString(`export LC_ALL=C
-PATH="$PATH:/usr/sbin:/sbin"
-SS="ss"; SUDO=
-if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then SS="sudo -n ss"; SUDO="sudo -n"; fi
-`)
-	for i, s := range servers {
-		fmt.Fprintf(&b, "echo '@@listen %d'\n", i)
-		fmt.Fprintf(&b, "if command -v ss >/dev/null 2>&1; then l=$($SS -Htlnp 'sport = :%d' 2>/dev/null || ss -Htln 'sport = :%d'); printf '%%s\\n' \"$l\"; else echo '!noss'; l=; fi\n", s.Port, s.Port)
-		// The listening processes' programs and command lines: a hand-run
-		// sumcluster has statistics too.
-		fmt.Fprintf(&b, "echo '@@exe %d'\n", i)
-		b.WriteString("for p in $(printf '%s\\n' \"$l\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do\n")
-		b.WriteString("  printf '%s\\t%s\\t' \"$p\" \"$($SUDO readlink /proc/$p/exe 2>/dev/null)\"; $SUDO cat /proc/$p/cmdline 2>/dev/null | tr '\\0' ' '; echo\ndone\n")
-		if s.Unit != "" {
-			u := remote.ShellQuote(s.Unit)
-			fmt.Fprintf(&b, "echo '@@unit %d'\n", i)
-			fmt.Fprintf(&b, "if command -v systemctl >/dev/null 2>&1; then\n")
-			fmt.Fprintf(&b, "  systemctl show -p LoadState -p ActiveState -p MainPID -p ControlGroup -p RuntimeDirectory -p ExecStart %s 2>/dev/null\n", u)
-			fmt.Fprintf(&b, "  cg=$(systemctl show -p ControlGroup --value %s 2>/dev/null)\n", u)
-			// cgroup v2, or the unified hierarchy of a hybrid setup
-			// (systemd-nspawn containers, older systemd).
-			b.WriteString("  for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do\n")
-			b.WriteString("    if [ -n \"$cg\" ] && [ -r \"$d$cg/cpu.stat\" ]; then echo \"CPUStat=$d$cg/cpu.stat\"; break; fi\n  done\n")
-			b.WriteString("fi\n")
+func observeHost(ctx context.Context, r runner, servers []Server) (remote.Facts, []serverProbe, error) {
+	o := observe.Options{Parts: slices.Clone(observe.FactsParts)}
+	for _, s := range servers {
+		if s.Unit != "" && !slices.Contains(o.Units, s.Unit) {
+			o.Units = append(o.Units, s.Unit)
 		}
 	}
-	b.WriteString("echo @@end\n")
-	return "sh -c " + remote.ShellQuote(b.String())
+	if len(o.Units) > 0 {
+		o.Parts = append(o.Parts, observe.PartUnits)
+	}
+	res, err := r.Run(ctx, observe.CommandLine(o))
+	if err != nil {
+		return remote.Facts{}, nil, fmt.Errorf("gather facts: %w", err)
+	}
+	h, err := observe.Parse(res.Stdout)
+	if err == nil && !h.Complete {
+		err = errors.New("output incomplete (no end marker)")
+	}
+	if err != nil {
+		return remote.Facts{}, nil, fmt.Errorf("gather facts: %w (exit status %d, stderr %q)", err, res.ExitCode, firstLine(res.Stderr))
+	}
+	return remote.FactsOf(h), serverProbes(h, servers), nil
+}
+
+// serverProbes reads what the host showed of each server.
+func serverProbes(h observe.Host, servers []Server) []serverProbe {
+	probes := make([]serverProbe, len(servers))
+	for i, s := range servers {
+		p := &probes[i]
+		p.Server = s
+		p.ListenKnown = h.ListenersFrom != ""
+		for _, l := range h.ListenersOn(s.Port) {
+			p.Listening = true
+			for _, pid := range l.PIDs {
+				if !slices.Contains(p.ListenPIDs, pid) {
+					p.ListenPIDs = append(p.ListenPIDs, pid)
+				}
+			}
+		}
+		// A hand-run sumcluster (not a unit) has statistics too.
+		for _, pid := range p.ListenPIDs {
+			prog := h.Programs[pid]
+			if path.Base(prog.Exe) != "sumcluster" || p.StatsCmd != "" {
+				continue
+			}
+			argv := strings.Fields(prog.Cmdline)
+			if len(argv) == 0 {
+				continue
+			}
+			argv[0] = prog.Exe
+			p.StatsCmd = statsCommand(argv, "", s.Port)
+			p.ExecPath = prog.Exe
+		}
+		if s.Unit == "" {
+			continue
+		}
+		u, _ := h.Unit(s.Unit)
+		p.UnitLoaded = u.Load == "loaded"
+		p.UnitActive = u.Active == "active" || u.Active == "reloading"
+		if p.UnitActive {
+			p.MainPID = u.MainPID
+			p.CPUStat = u.CPUStat
+			if argv := strings.Fields(u.ExecStart); len(argv) > 0 {
+				p.ExecPath = argv[0]
+				if path.Base(argv[0]) == "sumcluster" {
+					p.StatsCmd = statsCommand(argv, u.RuntimeDirectory, s.Port)
+				}
+			}
+		}
+	}
+	return probes
 }
 
 var (
-	pidRe      = regexp.MustCompile(`pid=(\d+)`)
-	argvRe     = regexp.MustCompile(`argv\[\]=([^;]*)`)
 	timesRe    = regexp.MustCompile(`(\d+)m([\d.]+)s`)
 	sectionsRe = regexp.MustCompile(`^@@(\S+)(?: (.*))?$`)
 )
@@ -129,67 +178,6 @@ func sections(out []byte) map[string][]byte {
 		secs[cur] = append(append(secs[cur], line...), '\n')
 	}
 	return secs
-}
-
-// parsePrep reads prepScript's output.
-func parsePrep(out []byte, servers []Server) ([]serverProbe, error) {
-	secs := sections(out)
-	if _, ok := secs["end"]; !ok {
-		return nil, fmt.Errorf("probe servers: unexpected output %q", firstLine(out))
-	}
-	probes := make([]serverProbe, len(servers))
-	for i, s := range servers {
-		p := &probes[i]
-		p.Server = s
-		listen := strings.TrimSpace(string(secs[fmt.Sprintf("listen %d", i)]))
-		if listen != "!noss" {
-			p.ListenKnown = true
-			p.Listening = listen != ""
-			seen := map[int]bool{}
-			for _, m := range pidRe.FindAllStringSubmatch(listen, -1) {
-				if n, err := strconv.Atoi(m[1]); err == nil && !seen[n] {
-					seen[n] = true
-					p.ListenPIDs = append(p.ListenPIDs, n)
-				}
-			}
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(secs[fmt.Sprintf("exe %d", i)])), "\n") {
-			f := strings.SplitN(line, "\t", 3)
-			if len(f) < 3 || path.Base(f[1]) != "sumcluster" || p.StatsCmd != "" {
-				continue
-			}
-			argv := strings.Fields(f[2])
-			if len(argv) == 0 {
-				continue
-			}
-			argv[0] = f[1]
-			p.StatsCmd = statsCommand(argv, "", s.Port)
-			p.ExecPath = f[1]
-		}
-		unit := secs[fmt.Sprintf("unit %d", i)]
-		kv := map[string]string{}
-		for _, line := range strings.Split(string(unit), "\n") {
-			if k, v, ok := strings.Cut(line, "="); ok {
-				kv[k] = v
-			}
-		}
-		p.UnitLoaded = kv["LoadState"] == "loaded"
-		p.UnitActive = kv["ActiveState"] == "active" || kv["ActiveState"] == "reloading"
-		if p.UnitActive {
-			p.MainPID, _ = strconv.Atoi(kv["MainPID"])
-			p.CPUStat = kv["CPUStat"]
-			if m := argvRe.FindStringSubmatch(kv["ExecStart"]); m != nil {
-				argv := strings.Fields(m[1])
-				if len(argv) > 0 {
-					p.ExecPath = argv[0]
-					if path.Base(argv[0]) == "sumcluster" {
-						p.StatsCmd = statsCommand(argv, kv["RuntimeDirectory"], s.Port)
-					}
-				}
-			}
-		}
-	}
-	return probes, nil
 }
 
 // statsCommand is "sumcluster stats" for the master started with argv.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deploylab/deploylab/observe"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -93,37 +94,36 @@ func TestParseTimes(t *testing.T) {
 	}
 }
 
-func TestParsePrep(t *testing.T) {
-	out := `@@listen 0
-LISTEN 0 4096 *:3000 *:* users:(("sumserver",pid=501,fd=3))
-@@exe 0
-501	/opt/deploylab/bin/sumserver	/opt/deploylab/bin/sumserver --port 3000
-@@unit 0
+func TestServerProbes(t *testing.T) {
+	out := "#deploylab-probe 1 @@M\n@@M meta\nuser=deploy\n" +
+		"@@M listeners\tformat=ss\n" +
+		`LISTEN 0 4096 *:3000 *:* users:(("sumserver",pid=501,fd=3))
+LISTEN 0 4096 *:3001 *:* users:(("sumcluster",pid=601,fd=6))
+LISTEN 0 4096 [::]:3001 [::]:* users:(("sumcluster",pid=601,fd=7))
+` + "@@M exe\n501\t/opt/deploylab/bin/sumserver\t/opt/deploylab/bin/sumserver --port 3000\n" +
+		"601\t/opt/deploylab/bin/sumcluster\t/opt/deploylab/bin/sumcluster --port 3001 --instances 0\n" +
+		"@@M units\n" + `Id=deploylab-sumserver.service
 LoadState=loaded
 ActiveState=active
 MainPID=501
 ControlGroup=/system.slice/deploylab-sumserver.service
 RuntimeDirectory=
 ExecStart={ path=/opt/deploylab/bin/sumserver ; argv[]=/opt/deploylab/bin/sumserver --port 3000 ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }
-CPUStat=/sys/fs/cgroup/system.slice/deploylab-sumserver.service/cpu.stat
-@@listen 1
-LISTEN 0 4096 *:3001 *:* users:(("sumcluster",pid=601,fd=6))
-@@exe 1
-601	/opt/deploylab/bin/sumcluster	/opt/deploylab/bin/sumcluster --port 3001 --instances 0
-@@unit 1
+
+Id=deploylab-sumcluster.service
 LoadState=loaded
 ActiveState=active
 MainPID=601
 ControlGroup=/system.slice/deploylab-sumcluster.service
 RuntimeDirectory=deploylab-sumcluster
 ExecStart={ path=/opt/deploylab/bin/sumcluster ; argv[]=/opt/deploylab/bin/sumcluster --port 3001 --instances 0 ; ignore_errors=no }
-@@end
-`
+` + "@@M cgroups\nCPUStat=/sys/fs/cgroup/system.slice/deploylab-sumserver.service/cpu.stat\n@@M end\n"
 	servers := DefaultPlan().Servers
-	got, err := parsePrep([]byte(out), servers)
+	h, err := observe.Parse([]byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := serverProbes(h, servers)
 	want := []serverProbe{
 		{Server: servers[0], Listening: true, ListenKnown: true, ListenPIDs: []int{501}, UnitLoaded: true, UnitActive: true, MainPID: 501,
 			CPUStat: "/sys/fs/cgroup/system.slice/deploylab-sumserver.service/cpu.stat", ExecPath: "/opt/deploylab/bin/sumserver"},
@@ -131,18 +131,25 @@ ExecStart={ path=/opt/deploylab/bin/sumcluster ; argv[]=/opt/deploylab/bin/sumcl
 			StatsCmd: "/opt/deploylab/bin/sumcluster stats --stats-socket /run/deploylab-sumcluster/stats.sock", ExecPath: "/opt/deploylab/bin/sumcluster"},
 	}
 	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("parsePrep (-want +got):\n%s", d)
+		t.Errorf("serverProbes (-want +got):\n%s", d)
+	}
+	// A hand-run sumcluster: its statistics from its command line.
+	hand := []Server{{Name: "cluster", Port: 3001}}
+	if got := serverProbes(h, hand); got[0].StatsCmd != "/opt/deploylab/bin/sumcluster stats --port 3001" {
+		t.Errorf("hand-run: %+v", got)
 	}
 	// Nothing deployed: no listener, unit not found.
-	got, err = parsePrep([]byte("@@listen 0\n\n@@exe 0\n@@unit 0\nLoadState=not-found\nActiveState=inactive\nMainPID=0\n@@listen 1\n!noss\n@@end\n"), servers)
+	h, err = observe.Parse([]byte("#deploylab-probe 1 @@M\n@@M listeners\tformat=ss\n@@M units\nId=deploylab-sumserver.service\nLoadState=not-found\nActiveState=inactive\nMainPID=0\n@@M end\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0].Listening || !got[0].ListenKnown || got[0].UnitLoaded || got[1].ListenKnown {
+	got = serverProbes(h, servers)
+	if got[0].Listening || !got[0].ListenKnown || got[0].UnitLoaded || got[1].UnitLoaded {
 		t.Errorf("nothing deployed: %+v", got)
 	}
-	if _, err := parsePrep([]byte("sh: 1: syntax error"), servers); err == nil {
-		t.Error("truncated output accepted")
+	// Listeners not observed.
+	if got := serverProbes(observe.Host{}, servers); got[1].ListenKnown {
+		t.Errorf("no ss: %+v", got)
 	}
 }
 

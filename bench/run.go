@@ -322,7 +322,7 @@ func PlanRuns(plan *Plan) int {
 
 // setup gathers facts, installs loadgen and checks the servers.
 func (h *hostRun) setup(ctx context.Context) error {
-	f, err := h.exec.Facts(ctx)
+	f, probes, err := observeHost(ctx, h.exec, h.opts.Plan.Servers)
 	if err != nil {
 		return err
 	}
@@ -356,14 +356,7 @@ func (h *hostRun) setup(ctx context.Context) error {
 	if len(h.opts.Plan.Servers) == 0 {
 		return nil
 	}
-	res, err := h.exec.Run(ctx, prepScript(h.opts.Plan.Servers))
-	if err != nil {
-		return fmt.Errorf("probe servers: %w", err)
-	}
-	h.probes, err = parsePrep(res.Stdout, h.opts.Plan.Servers)
-	if err != nil {
-		return err
-	}
+	h.probes = probes
 	if f.Sudo == "nopasswd" {
 		// The cluster's runtime directory may be closed to other users
 		// (RuntimeDirectoryMode=0750): read the statistics as root then.

@@ -156,15 +156,23 @@ func (f *HostFacts) Servers(appRe *regexp.Regexp) []Server {
 		byPID[p.PID] = p
 		children[p.PPID] = append(children[p.PPID], p)
 	}
+	// One pass over the sockets (a host may have tens of thousands): the
+	// PIDs on each port, and the name ss gave each PID (the last one seen).
 	ports := map[int][]int{}
+	onPort := map[[2]int]bool{}
+	nameOf := map[int]string{}
 	var order []int
 	for _, l := range f.Listeners {
 		if _, ok := ports[l.Port]; !ok {
 			order = append(order, l.Port)
 			ports[l.Port] = nil
 		}
-		for _, pid := range l.PIDs {
-			if !slices.Contains(ports[l.Port], pid) {
+		for i, pid := range l.PIDs {
+			if i < len(l.Names) {
+				nameOf[pid] = l.Names[i]
+			}
+			if k := [2]int{l.Port, pid}; !onPort[k] {
+				onPort[k] = true
 				ports[l.Port] = append(ports[l.Port], pid)
 			}
 		}
@@ -185,12 +193,7 @@ func (f *HostFacts) Servers(appRe *regexp.Regexp) []Server {
 		for _, pid := range pids {
 			p, ok := byPID[pid]
 			if !ok {
-				p = Process{PID: pid}
-				for _, l := range f.Listeners {
-					if i := slices.Index(l.PIDs, pid); i >= 0 && i < len(l.Names) {
-						p.Cmdline = l.Names[i]
-					}
-				}
+				p = Process{PID: pid, Cmdline: nameOf[pid]}
 			}
 			s.Owners = append(s.Owners, p)
 			if appRe.MatchString(p.Cmdline) {
@@ -207,7 +210,11 @@ func (f *HostFacts) Servers(appRe *regexp.Regexp) []Server {
 }
 
 func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, children map[int][]Process) {
-	inSet := func(pid int) bool { return slices.Contains(pids, pid) }
+	set := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		set[pid] = true
+	}
+	inSet := func(pid int) bool { return set[pid] }
 	// PM2 in cluster mode: its daemon holds the socket; the workers are the
 	// daemon's cluster_mode apps.
 	for _, o := range s.Owners {
@@ -238,7 +245,7 @@ func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, child
 			s.Workers = children[o.PID]
 		}
 		s.Cluster = len(s.Workers) > 0
-		f.manager(s)
+		f.manager(s, byPID)
 		return
 	}
 	// Several processes on the socket (SCHED_NONE, reuseport): the workers
@@ -260,7 +267,7 @@ func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, child
 			s.Workers = append(s.Workers, o)
 		}
 		s.Cluster = len(s.Workers) > 1 || len(s.Workers) < len(s.Owners)
-		f.manager(s)
+		f.manager(s, byPID)
 		return
 	}
 	// One process on the socket: a master with workers of the same program
@@ -277,18 +284,14 @@ func (f *HostFacts) classify(s *Server, pids []int, byPID map[int]Process, child
 	} else {
 		s.Workers = []Process{o}
 	}
-	f.manager(s)
+	f.manager(s, byPID)
 }
 
 // manager names what supervises the server: PM2 if an owner descends from a
 // PM2 daemon, a systemd unit whose ExecStart names the owner's program.
-func (f *HostFacts) manager(s *Server) {
+func (f *HostFacts) manager(s *Server, byPID map[int]Process) {
 	if s.Manager != "" {
 		return
-	}
-	byPID := map[int]Process{}
-	for _, p := range f.Processes {
-		byPID[p.PID] = p
 	}
 	for _, o := range s.Owners {
 		for p, n := byPID[o.PPID], 0; p.PID != 0 && n < 10; p, n = byPID[p.PPID], n+1 {

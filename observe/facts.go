@@ -97,18 +97,23 @@ func parseDF(body string) map[string]int64 {
 	return m
 }
 
-// parseExe reads "PID\t/path/of/exe" lines.
-func parseExe(body string) map[int]string {
-	m := map[int]string{}
+// parseExe reads "PID\t/path/of/exe\tcommand line" lines.
+func parseExe(body string) map[int]Program {
+	m := map[int]Program{}
 	for _, l := range lines(body) {
 		if len(m) >= 1000 {
 			break
 		}
-		p, exe, ok := strings.Cut(l, "\t")
-		pid, err := strconv.Atoi(strings.TrimSpace(p))
-		if ok && err == nil && exe != "" {
-			m[pid] = clip(exe, MaxField)
+		f := strings.SplitN(l, "\t", 3)
+		pid, err := strconv.Atoi(strings.TrimSpace(f[0]))
+		if len(f) < 2 || err != nil || f[1] == "" {
+			continue
 		}
+		p := Program{Exe: clip(f[1], MaxField)}
+		if len(f) == 3 {
+			p.Cmdline = clip(strings.TrimSpace(f[2]), MaxField)
+		}
+		m[pid] = p
 	}
 	return m
 }

@@ -11,9 +11,9 @@ type Host struct {
 	// (/proc/net/tcp, without process names) or "" (not observed).
 	ListenersFrom string
 	Listeners     []Listener
-	// Exe maps the PIDs of the listening sockets' processes to their
-	// program (/proc/PID/exe), when readable.
-	Exe       map[int]string
+	// Programs are the listening sockets' processes' programs, by PID
+	// (when readable).
+	Programs  map[int]Program
 	Processes []Process
 	Tools     []Tool
 	PM2       []PM2Daemon
@@ -69,6 +69,12 @@ type Listener struct {
 	PIDs []int
 	// Names are the process names ss printed, in PIDs' order.
 	Names []string
+}
+
+// Program is what runs in a process: /proc/PID/exe and its command line.
+type Program struct {
+	Exe     string
+	Cmdline string
 }
 
 // Process is one process on the host.

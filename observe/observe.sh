@@ -195,10 +195,13 @@ if want listeners; then
 			if (users=="" && port+0 < 1024) app=0
 			print port, host, app
 		}' "$T/ss" >"$T/ports"
-		# the programs of the sockets' processes (a hand-run sumcluster)
+		# the programs and command lines of the sockets' processes (a
+		# hand-run sumcluster has statistics too)
 		for p in $(grep -o 'pid=[0-9]*' "$T/ss" | cut -d= -f2 | sort -un | head -n 200); do
 			[ -n "$p" ] || continue
-			printf '%s\t%s\n' "$p" "$($SUDO readlink "/proc/$p/exe" 2>/dev/null)"
+			printf '%s\t%s\t' "$p" "$($SUDO readlink "/proc/$p/exe" 2>/dev/null)"
+			$SUDO head -c 4096 "/proc/$p/cmdline" 2>/dev/null | tr '\0\n\t' '   '
+			echo
 		done >"$T/exe"
 		if [ -s "$T/exe" ]; then
 			sec exe

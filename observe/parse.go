@@ -94,12 +94,12 @@ func Parse(out []byte) (Host, error) {
 			} else {
 				var n int
 				h.Listeners, n = ParseSS(s.body)
-				h.dropped(n, "listening sockets")
+				h.dropped(n, "listening sockets or socket processes")
 			}
 		case "sockets":
 			sockets = ParseSockets(s.body)
 		case "exe":
-			h.Exe = parseExe(s.body)
+			h.Programs = parseExe(s.body)
 		case "tools":
 			h.Tools = append(h.Tools, ParseTools(s.body)...)
 			if len(h.Tools) > MaxTools {

@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,7 +16,8 @@ func ParseSS(body string) ([]Listener, int) {
 	var out []Listener
 	dropped := 0
 	for line := range strings.SplitSeq(body, "\n") {
-		l, ok := ParseSSLine(line)
+		l, n, ok := parseSSLine(line)
+		dropped += n
 		if !ok {
 			continue
 		}
@@ -23,60 +25,64 @@ func ParseSS(body string) ([]Listener, int) {
 			dropped++
 			continue
 		}
-		if len(l.PIDs) > MaxSocketPIDs {
-			dropped += len(l.PIDs) - MaxSocketPIDs
-			l.PIDs, l.Names = l.PIDs[:MaxSocketPIDs:MaxSocketPIDs], l.Names[:MaxSocketPIDs:MaxSocketPIDs]
-		}
 		out = append(out, l)
 	}
 	return out, dropped
 }
 
-// ParseSSLine parses one line of ss -ltnp:
+// ParseSSLine parses one line of ss -ltnp (at most MaxSocketPIDs processes):
 //
 //	LISTEN 0 511 *:3000 *:* users:(("node",pid=456,fd=18),("node",pid=457,fd=18))
 //
 // A process listed twice (two descriptors on the socket) is kept once.
 func ParseSSLine(line string) (Listener, bool) {
+	l, _, ok := parseSSLine(line)
+	return l, ok
+}
+
+// parseSSLine is ParseSSLine, and how many processes it dropped.
+func parseSSLine(line string) (Listener, int, bool) {
 	f, rest := fields(line, 5)
 	if len(f) < 5 {
-		return Listener{}, false
+		return Listener{}, 0, false
 	}
 	local := f[3]
 	if f[0] != "LISTEN" {
 		// Without the State column (ss prints none when filtering on one
 		// state): "0 128 addr:port peer ...".
 		if _, err := strconv.Atoi(f[0]); err != nil {
-			return Listener{}, false
+			return Listener{}, 0, false
 		}
 		local = f[2]
 		rest = f[4] + " " + rest
 	}
 	i := strings.LastIndexByte(local, ':')
 	if i < 0 {
-		return Listener{}, false
+		return Listener{}, 0, false
 	}
 	port, err := strconv.Atoi(local[i+1:])
 	if err != nil || port < 0 || port > 65535 {
-		return Listener{}, false
+		return Listener{}, 0, false
 	}
 	l := Listener{Addr: clip(local[:i], MaxName), Port: port}
-	parseUsers(rest, &l)
-	return l, true
+	dropped := parseUsers(rest, &l)
+	return l, dropped, true
 }
 
-// parseUsers reads ss's users:(("name",pid=N,fd=M),...) in one pass.
-func parseUsers(s string, l *Listener) {
+// parseUsers reads ss's users:(("name",pid=N,fd=M),...) in one pass,
+// keeping at most MaxSocketPIDs processes; it returns how many more there
+// were.
+func parseUsers(s string, l *Listener) (dropped int) {
 	var seen map[int]bool
 	for {
 		i := strings.Index(s, `("`)
 		if i < 0 {
-			return
+			return dropped
 		}
 		s = s[i+2:]
 		j := strings.Index(s, `",pid=`)
 		if j < 0 {
-			return
+			return dropped
 		}
 		name := s[:j]
 		s = s[j+len(`",pid=`):]
@@ -89,13 +95,23 @@ func parseUsers(s string, l *Listener) {
 		}
 		pid, _ := strconv.Atoi(s[:k])
 		s = s[k:]
-		if seen == nil {
-			seen = map[int]bool{}
+		// A few processes: look them over; many: index them.
+		if seen == nil && len(l.PIDs) >= 16 {
+			seen = make(map[int]bool, 2*len(l.PIDs))
+			for _, p := range l.PIDs {
+				seen[p] = true
+			}
 		}
-		if seen[pid] {
+		if seen != nil && seen[pid] || seen == nil && slices.Contains(l.PIDs, pid) {
 			continue
 		}
-		seen[pid] = true
+		if len(l.PIDs) >= MaxSocketPIDs {
+			dropped++
+			continue
+		}
+		if seen != nil {
+			seen[pid] = true
+		}
 		l.PIDs = append(l.PIDs, pid)
 		l.Names = append(l.Names, clip(name, MaxName))
 	}
