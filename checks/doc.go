@@ -1,6 +1,6 @@
 // Package checks grades a host against a rubric: it holds the rubric
 // (rubric.yaml, strictly decoded with file:line errors), the facts observed on
-// a host (HostFacts, gathered in one round trip by the embedded probe.sh and
+// a host (HostFacts, gathered in one round trip by observe's script and
 // read back by ParseProbe), and Grade, a pure function from rubric, facts and
 // bench results to a Scorecard.
 //

@@ -3,12 +3,14 @@ package grade
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/deploylab/deploylab/checks"
+	obs "github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -111,6 +113,7 @@ func (p *prober) active(ctx context.Context, r *checks.Rubric, f *checks.HostFac
 // respawnScript kills victim and waits for a new child of parent running
 // prog. It prints "killed", then "new PID MS" or "none".
 const respawnScript = `set -f
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 victim=%d; parent=%d; prog=%s; before=%s; wait_ms=%d
 now_ms() { d=$(date +%%s%%N); echo $((d / 1000000)); }
 if ! kill -9 "$victim" 2>/dev/null; then
@@ -177,7 +180,8 @@ func (p *prober) respawn(ctx context.Context, s checks.Server) (checks.RespawnOb
 
 // reloadScript runs two request loops on the port while cmd reloads the
 // server. It prints "result EXIT REQUESTS FAILED" and the reload's output.
-const reloadScript = `port=%d
+const reloadScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+port=%d
 U="http://127.0.0.1:$port/"
 D=$(mktemp -d) || exit 1
 trap 'touch "$D/stop"; rm -rf "$D"' EXIT
@@ -216,17 +220,28 @@ func (p *prober) reloadCommand(f *checks.HostFacts, s checks.Server) (cmd, what 
 				if !pids[a.PID] {
 					continue
 				}
-				bin := "pm2"
+				// As root, only a pm2 in a system directory is run; the
+				// daemon's user's own pm2 (nvm's) only as that user.
+				asUser := p.sudo && d.User != "" && d.User != "root"
+				asRoot := p.sudo && !asUser
+				bin := ""
 				for _, t := range f.Tools {
-					if t.Name == "pm2" && t.Path != "" {
+					if t.Name == "pm2" && t.Path != "" && (!asRoot || obs.SystemPath(t.Path)) {
 						bin = t.Path
 						break
 					}
 				}
+				if bin == "" {
+					return "", "pm2 no está instalado en un directorio del sistema: no se ejecuta como root"
+				}
+				pathVar := "/usr/local/bin:/usr/bin:/bin"
+				if !obs.SystemPath(bin) {
+					pathVar = path.Dir(bin) + ":" + pathVar
+				}
 				env := "env PM2_HOME=" + remote.ShellQuote(d.Home) + " HOME=" + remote.ShellQuote(strings.TrimSuffix(d.Home, "/.pm2")) +
-					` PATH="$PATH:/usr/local/bin:/usr/bin:/bin"`
+					" PATH=" + remote.ShellQuote(pathVar)
 				line := env + " " + remote.ShellQuote(bin) + " reload " + remote.ShellQuote(a.Name)
-				if p.sudo && d.User != "" && d.User != "root" {
+				if asUser {
 					line = "runuser -u " + remote.ShellQuote(d.User) + " -- " + line
 				}
 				return line, "pm2 reload " + a.Name
@@ -245,7 +260,9 @@ func (p *prober) reload(ctx context.Context, f *checks.HostFacts, s checks.Serve
 	cmd, what := p.reloadCommand(f, s)
 	if cmd == "" {
 		o.Detail = "el servidor no lo gestiona PM2 ni systemd: no hay recarga que probar"
-		if s.Manager != "" {
+		if what != "" {
+			o.Detail = what
+		} else if s.Manager != "" {
 			o.Detail = "no se encontró la aplicación de " + s.Manager + " que sirve el puerto"
 		}
 		return o, nil

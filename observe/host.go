@@ -1,5 +1,7 @@
 package observe
 
+import "strings"
+
 // Host is what one run of the script observed on a host. A part that was not
 // asked for, or whose tool is missing on the host, keeps its zero value (and,
 // for a missing tool, a note says so).
@@ -220,4 +222,26 @@ func (h *Host) Unit(name string) (Unit, bool) {
 		}
 	}
 	return Unit{}, false
+}
+
+// systemDirs are the directories only root writes to, where the script runs
+// programs from (the script's trusted()).
+var systemDirs = []string{
+	"/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/local/bin/", "/usr/local/sbin/",
+	"/usr/lib/node_modules/", "/usr/local/lib/node_modules/", "/usr/share/nodejs/",
+	"/usr/lib/nodejs/", "/usr/local/lib/nodejs/", "/opt/deploylab/",
+}
+
+// SystemPath reports whether a program at path (as the host reported it) is
+// in a system directory, and so may be run as root.
+func SystemPath(p string) bool {
+	if strings.Contains(p, "/../") || strings.Contains(p, "/./") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, d := range systemDirs {
+		if strings.HasPrefix(p, d) {
+			return true
+		}
+	}
+	return false
 }

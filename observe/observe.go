@@ -15,9 +15,10 @@
 // Programs are run from system directories only: the script sets PATH to
 // /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin and runs ss,
 // ps, systemctl, curl... from it, never from the caller's $PATH or a home.
-// Tools installed in a home (nvm's node, npm -g into ~/.npm-global, a
-// project's node_modules/.bin/loadtest) are reported with the version read
-// from their package.json or their nvm path, not by running them. The one
+// Tools found elsewhere — on the caller's PATH, in a home (nvm's node, npm
+// -g into ~/.npm-global, a project's node_modules/.bin/loadtest) — are
+// reported, system directories first, with the version read from their
+// package.json or their nvm path, not by running them. The one
 // program run from a home is a PM2 daemon's own pm2 (next to the node that
 // runs it, as nvm installs it), for `pm2 jlist`, and only as the daemon's
 // user (runuser), never as root: a root-owned daemon is read only with a pm2

@@ -5,7 +5,7 @@
 #
 # Tools are run from system directories only (PATH is fixed below; the
 # caller's PATH and the students' homes are never searched for a program to
-# run). Programs found in homes (nvm's node, a project's loadtest) are
+# run). Programs found there (nvm's node, a project's loadtest) are
 # reported, with their version read from their package.json or their path,
 # but not run, with one exception: a PM2 daemon's own pm2 (next to the node
 # that runs it) is run for `pm2 jlist` only as the daemon's user, never as
@@ -30,6 +30,7 @@
 
 LC_ALL=C
 export LC_ALL
+OPATH=$PATH
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 unset ENV BASH_ENV CDPATH LD_PRELOAD LD_LIBRARY_PATH NODE_OPTIONS NODE_PATH
@@ -119,13 +120,15 @@ SPATH=$PATH
 for b in /usr/local/lib/nodejs/bin /usr/local/lib/deploylab /opt/deploylab/bin; do
 	[ -d "$b" ] && SPATH="$SPATH:$b"
 done
-# find_tool NAME: the first NAME in the system directories, then in the homes.
+# find_tool NAME: the first NAME in the system directories, then in the
+# caller's PATH, then in the homes (to report it; run only if trusted).
 find_tool() {
 	case " $DL_DISABLE " in *" $1 "*) return 1 ;; esac
 	_IFS=$IFS
 	IFS=:
-	for _d in $SPATH $UPATH; do
-		[ -n "$_d" ] && [ -f "$_d/$1" ] && [ -x "$_d/$1" ] && { IFS=$_IFS; printf '%s\n' "$_d/$1"; return 0; }
+	for _d in $SPATH $OPATH $UPATH; do
+		case $_d in /*) ;; *) continue ;; esac
+		[ -f "$_d/$1" ] && [ -x "$_d/$1" ] && { IFS=$_IFS; printf '%s\n' "$_d/$1"; return 0; }
 	done
 	IFS=$_IFS
 	return 1

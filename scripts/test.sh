@@ -35,6 +35,14 @@ echo "== go test"
 # inside a package still run in parallel where they are independent.
 go test -p 1 -count=1 -timeout 40m "$@" ./...
 
+echo "== fuzz the parsers of host output (a few seconds each)"
+# Every parser of text a VM prints has a fuzz target; the seed corpora in
+# testdata/fuzz ran above as plain tests, here each target also explores
+# new inputs briefly (DEPLOYLAB_FUZZTIME, default 5s; 9 targets).
+for target in $(go test -list '^Fuzz' ./observe | grep '^Fuzz'); do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${DEPLOYLAB_FUZZTIME:-5s}" ./observe
+done
+
 echo "== go test -race (packages that need no lab host)"
 # The race detector on the concurrent code (deploy and grade: their runs
 # over in-process hostile hosts): the payload (cluster master,
