@@ -56,6 +56,7 @@
 // So adding a kind is one new file, kind_<name>.go (with its Kind const), and
 // its kind_<name>_test.go (table tests of eval over HostFacts fixtures with
 // Evaluate or Score, and the decode errors), then -update for README. If the
-// kind needs facts the probe does not gather yet, add the fields to
-// HostFacts and their gathering to the probe first.
+// kind needs facts the probe does not gather yet, add their gathering and
+// parsing to observe (observe/observe.sh and a fuzz-tested parser), and the
+// fields to HostFacts (FactsOf), first.
 package checks
