@@ -287,8 +287,8 @@ if want pm2; then
 		home=$(printf '%s\n' "$rest" | sed -n 's/.*God Daemon (\(.*\)).*/\1/p')
 		if [ -z "$home" ] && [ -r "/proc/$pid/environ" ]; then
 			# the title is cut to the length of the original command line
-			home=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^PM2_HOME=//p' | head -n 1)
-			[ -n "$home" ] || home=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^HOME=\(.*\)/\1\/.pm2/p' | head -n 1)
+			home=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | sed -n 's/^PM2_HOME=//p' | head -n 1)
+			[ -n "$home" ] || home=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | sed -n 's/^HOME=\(.*\)/\1\/.pm2/p' | head -n 1)
 		fi
 		sec pm2 "home=$home" "user=$user" "pid=$pid"
 		[ -n "$home" ] && echo "$home" >>"$T/pm2homes"
@@ -399,7 +399,7 @@ if want files; then
 	fi
 	[ -f "$T/files2" ] && awk '!seen[$0]++' "$T/files2" | while IFS= read -r f; do
 		[ -r "$f" ] || { note "file: cannot read $f"; continue; }
-		size=$(wc -c <"$f" 2>/dev/null | tr -d ' ')
+		size=$(wc -c 2>/dev/null <"$f" | tr -d ' ')
 		tr=0
 		[ "${size:-0}" -gt "$DL_MAXBYTES" ] && tr=1
 		sec file "path=$f" "size=$size" "truncated=$tr"
