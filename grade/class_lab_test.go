@@ -227,7 +227,9 @@ func TestClassLab(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.Reboot(ctx, hosts[i].Name)
+			if errs[i] = l.Reboot(ctx, hosts[i].Name); errs[i] == nil {
+				errs[i] = settle(ctx, hosts[i])
+			}
 		}()
 	}
 	wg.Wait()
@@ -238,6 +240,25 @@ func TestClassLab(t *testing.T) {
 	}
 	t.Logf("class rebooted in %v", time.Since(start).Round(time.Second))
 	gradeClass(true)
+}
+
+// settle waits, on a host whose PM2 starts at boot, until the app it
+// brings back listens (and a few seconds more for its other workers), as a
+// teacher grades a VM long after it booted; at most a minute.
+func settle(ctx context.Context, h lab.Host) error {
+	rh := labtest.RemoteHost(h)
+	rh.User = "root"
+	c, err := remote.Dial(ctx, rh, remote.WithSSHConfig(""), remote.WithAgent(""))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Run(ctx, `systemctl list-unit-files 'pm2-*.service' --state=enabled --no-legend | grep -q . || exit 0
+for i in $(seq 120); do
+	[ "$(ss -Hltn | grep -cv ':22 ')" -gt 0 ] && sleep 3 && exit 0
+	sleep 0.5
+done`)
+	return err
 }
 
 // checkClass compares each profile's marks with its fair range, reads the
