@@ -1,3 +1,9 @@
+//go:build classlab
+
+// TestClassLab is the long acceptance run of the grader against a class of
+// student VMs (about 10 minutes): make class, or
+//   go test -tags classlab -run TestClassLab -v ./grade/
+
 package grade_test
 
 import (
