@@ -251,7 +251,9 @@ func TestPrincipleNoSilentZero(t *testing.T) {
 		t.Errorf("unreachable host not flagged: %+v", sc)
 	}
 	// A skipped check is left out of the weights and says so.
-	f := with(stoppedStudent(), func(f *HostFacts) { f.History = hist("loadtest -n 100 http://localhost:3000/") })
+	f := with(stoppedStudent(), func(f *HostFacts) {
+		f.History = hist("loadtest -n 100 http://localhost:3000/", "loadtest -n 100 http://localhost:3000/")
+	})
 	sc = Score(r, f, nil)
 	res, _ := resultOf(sc, "carga.comparativa")
 	if res.Outcome != Skip || !strings.Contains(res.Reason, "no cuenta para la nota") {
@@ -260,6 +262,18 @@ func TestPrincipleNoSilentZero(t *testing.T) {
 	for _, c := range sc.Criteria {
 		if c.ID == "carga" && (!c.Scored || c.Score != 2) {
 			t.Errorf("carga with the bench skipped = %v (scored %v), want 2 of 2 (tool and history pass)", c.Score, c.Scored)
+		}
+	}
+	// One load test is one version measured: half of "ejecutada".
+	f = with(stoppedStudent(), func(f *HostFacts) { f.History = hist("loadtest -n 100 http://localhost:3000/") })
+	sc = Score(r, f, nil)
+	res, _ = resultOf(sc, "carga.ejecutada")
+	if res.Outcome != Fail || res.Credit != 0.5 || !strings.Contains(res.Reason, "una sola prueba de carga") {
+		t.Errorf("one load test: %s credit %v %q", res.Outcome, res.Credit, res.Reason)
+	}
+	for _, c := range sc.Criteria {
+		if c.ID == "carga" && (!c.Scored || c.Score != 1.5) {
+			t.Errorf("carga with one load test = %v (scored %v), want 1.5 of 2", c.Score, c.Scored)
 		}
 	}
 }

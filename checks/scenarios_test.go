@@ -232,11 +232,11 @@ app.listen(8080)
 				"pm2.cluster": Pass, "pm2.ecosystem": Pass, "pm2.guardada": Pass, "pm2.arranque": Pass, "pm2.respawn": Skip, "pm2.reload": Skip,
 			}},
 		{name: "no-cluster", facts: noCluster, bench: twoBench()[:1],
-			scores: map[string]float64{"sin_cluster": 2, "con_cluster": 0, "carga": 1, "pm2": 0},
+			scores: map[string]float64{"sin_cluster": 2, "con_cluster": 0, "carga": 0.75, "pm2": 0},
 			want: map[string]Outcome{
 				"sin_cluster.codigo": Pass, "sin_cluster.raiz": Pass, "sin_cluster.suma": Pass,
 				"con_cluster.codigo": Fail, "con_cluster.workers": Fail, "con_cluster.suma": Fail, "con_cluster.no_bloquea": Fail,
-				"carga.herramienta": Pass, "carga.ejecutada": Pass, "carga.comparativa": Fail,
+				"carga.herramienta": Pass, "carga.ejecutada": Fail, "carga.comparativa": Fail,
 				"pm2.cluster": Fail, "pm2.ecosystem": Fail, "pm2.guardada": Fail, "pm2.arranque": Fail, "pm2.respawn": Skip, "pm2.reload": Skip,
 			}},
 		{name: "pm2-fork", facts: fork,

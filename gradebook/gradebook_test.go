@@ -202,7 +202,7 @@ func TestRegradeKeepsManual(t *testing.T) {
 	if got := notas[2]; got[0] != "Ana García" || got[9] != "0.75" || got[10] != "1.00" || got[11] != "9.75" || got[13] != "Buena explicación del cluster" {
 		t.Errorf("Ana after re-grade = %q", got)
 	}
-	if got := notas[1]; got[0] != "Bea López" || got[9] != "0.50" || got[11] != "3.50" {
+	if got := notas[1]; got[0] != "Bea López" || got[9] != "0.50" || got[11] != "3.25" {
 		t.Errorf("Bea after re-grade = %q", got)
 	}
 	m, err := ReadManual(path, r)
@@ -335,7 +335,7 @@ func TestLibreOfficeSeesTotals(t *testing.T) {
 	if err := WriteXLSX(path, r, rows, XLSXOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cached := map[string]string{"Ana García": "8", "Bea López": "3", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
+	cached := map[string]string{"Ana García": "8", "Bea López": "2.75", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
 	if d := cmp.Diff(cached, libreOfficeTotals(t, soffice, path, false)); d != "" {
 		t.Errorf("cached totals LibreOffice shows (-want +got):\n%s", d)
 	}
@@ -352,7 +352,7 @@ func TestLibreOfficeSeesTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.Close()
-	recalculated := map[string]string{"Ana García": "8", "Bea López": "4", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
+	recalculated := map[string]string{"Ana García": "8", "Bea López": "3.75", "Carlos Ruiz": "3.6", "Dani Sanz": "1.5", "Eva Martín": "", "deploylab": "8"}
 	if d := cmp.Diff(recalculated, libreOfficeTotals(t, soffice, path, true)); d != "" {
 		t.Errorf("recalculated totals (-want +got):\n%s", d)
 	}
