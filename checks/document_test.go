@@ -96,11 +96,29 @@ func TestDocumentRubricErrors(t *testing.T) {
 		{"document: {checks: [{id: x, kind: doc_text, any: ['(']}]}", "not a valid regular expression"},
 		{"document: {checks: [{id: x, kind: doc_length, min_words: -1}]}", "must not be negative"},
 		{"document: {checks: [{id: x, kind: doc_readable, any: [a]}]}", "unknown key \"any\""},
+		{"document: {checks: [{id: x, kind: doc_readable, partial: []}]}", "unknown key \"partial\""},
+		{"document: {checks: [{id: x, kind: tool, any: [a]}]}", "r.yaml:8: tool is not a document check kind"},
+		{"document: {checks: [{id: x, kind: doc_vocabulary, min: 2}]}", "r.yaml:8: check \"x\" of kind doc_vocabulary: missing key \"terms\""},
+		{"document: {checks: [{id: x, kind: doc_captions, min_share: 1.5}]}", "r.yaml:8: \"min_share\" is a share from 0 to 1"},
+		{"document: {checks: [{id: x, kind: doc_sections, min_share: 0.5}]}", "give sections: or template: true"},
+		{"document: {checks: [{id: x, kind: doc_text, any: a, ocr: false, text: false}]}", "ocr and text cannot both be false"},
+		{"document: {checks: [{id: x, kind: doc_text, any: a, ocr: 'no'}]}", "\"ocr\" must be true or false"},
+		{"document: {checks: [{id: x, kind: doc_text, any: a}, {id: x, kind: doc_readable}]}", "duplicate check id \"x\""},
 	} {
 		y := "version: 1\ntotal: 1\ncriteria:\n  - id: a\n    name: A\n    points: 1\n    checks: [{id: t, kind: tool, any: [x]}]\n    " + c.yaml + "\n"
 		_, err := ParseRubric("r.yaml", []byte(y))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.yaml, err, c.want)
 		}
+	}
+}
+
+// TestDocKindOutsideDocument: a document kind among a criterion's VM checks
+// is refused at its line.
+func TestDocKindOutsideDocument(t *testing.T) {
+	y := "version: 1\ntotal: 1\ncriteria:\n  - id: a\n    name: A\n    points: 1\n    checks:\n      - {id: t, kind: doc_text, any: [x]}\n"
+	_, err := ParseRubric("r.yaml", []byte(y))
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:8: doc_text is a document check kind: write it under the criterion's document: checks:") {
+		t.Errorf("err = %v", err)
 	}
 }

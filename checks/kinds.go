@@ -47,6 +47,9 @@ type kindDef struct {
 	// keys are the kind's own keys (besides id, name, kind, weight), in the
 	// order its decode asks for them; required ones marked.
 	keys []keyDoc
+	// document: the kind reads the student's document (DocFacts), and is
+	// written under a criterion's document: checks, never among its checks.
+	document bool
 }
 
 type keyDoc struct {
@@ -66,6 +69,12 @@ func register(k Kind, doc string, newParams func() Params) {
 	registry[k] = &kindDef{kind: k, doc: doc, new: newParams, keys: d.asked}
 }
 
+// registerDoc adds a document kind (see document.go): its eval reads e.doc.
+func registerDoc(k Kind, doc string, newParams func() Params) {
+	register(k, doc, newParams)
+	registry[k].document = true
+}
+
 // Kinds returns the known check kinds, sorted.
 func Kinds() []Kind {
 	ks := make([]Kind, 0, len(registry))
@@ -76,10 +85,13 @@ func Kinds() []Kind {
 	return ks
 }
 
-func joinKinds() string {
+// joinKinds lists the VM kinds (document false) or the document kinds.
+func joinKinds(document bool) string {
 	var s []string
 	for _, k := range Kinds() {
-		s = append(s, string(k))
+		if registry[k].document == document {
+			s = append(s, string(k))
+		}
 	}
 	return strings.Join(s, ", ")
 }
@@ -100,7 +112,11 @@ func KindsTable() string {
 			}
 			keys = append(keys, s)
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, def.doc, strings.Join(keys, " "))
+		doc := def.doc
+		if def.document {
+			doc = "(under `document:`) " + doc
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, doc, strings.Join(keys, " "))
 	}
 	return b.String()
 }
@@ -368,6 +384,9 @@ type env struct {
 	f       *HostFacts
 	bench   []BenchSummary
 	servers []Server
+	// doc is the student's document, for the document kinds (nil for the
+	// others).
+	doc *DocFacts
 }
 
 func newEnv(r *Rubric, f *HostFacts, bench []BenchSummary) *env {

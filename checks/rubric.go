@@ -124,6 +124,7 @@ const (
 	placeTop         place = iota // a criterion's check: weight, partial
 	placeAlternative              // inside any_of / all_of: no weight, no partial
 	placeEvidence                 // inside partial: share, no weight
+	placeDocument                 // a criterion's document: checks (document kinds only): weight
 )
 
 // DefaultAppProcess is the app process pattern used when the rubric has none.
@@ -346,8 +347,15 @@ func (p *rubricParser) check(n *yaml.Node, at place) (Check, error) {
 		return Check{}, p.errf(n, "check: missing key \"kind\"")
 	}
 	def, ok := registry[Kind(kn.Value)]
-	if !ok || kn.Kind != yaml.ScalarNode {
-		return Check{}, p.errf(kn, "unknown check kind %q (known: %s)", kn.Value, joinKinds())
+	switch {
+	case (!ok || kn.Kind != yaml.ScalarNode) && at == placeDocument:
+		return Check{}, p.errf(kn, "unknown document check kind %q (known: %s)", kn.Value, joinKinds(true))
+	case !ok || kn.Kind != yaml.ScalarNode:
+		return Check{}, p.errf(kn, "unknown check kind %q (known: %s)", kn.Value, joinKinds(false))
+	case def.document && at != placeDocument:
+		return Check{}, p.errf(kn, "%s is a document check kind: write it under the criterion's document: checks:", kn.Value)
+	case !def.document && at == placeDocument:
+		return Check{}, p.errf(kn, "%s is not a document check kind (known: %s): VM checks go in the criterion's checks:", kn.Value, joinKinds(true))
 	}
 	allowed := slices.Clone(commonCheckKeys)
 	switch at {
