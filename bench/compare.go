@@ -100,18 +100,40 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 			langs = append(langs, s.Lang)
 		}
 	}
-	plans := make([]*Plan, len(langs))
+	// The sessions scenario runs clusters of its own: once, after the
+	// stacks' passes, not once per stack.
+	var perStack, sess []Scenario
+	for _, s := range base.Scenarios {
+		if s.Kind == KindSessions {
+			sess = append(sess, s)
+		} else {
+			perStack = append(perStack, s)
+		}
+	}
+	var plans []*Plan
+	var names []string
 	total := 0
-	for i, lang := range langs {
+	for _, lang := range langs {
+		if len(perStack) == 0 {
+			break
+		}
 		p := *base
 		p.Servers = nil
+		p.Scenarios = perStack
 		for _, s := range stacks {
 			if s.Lang == lang {
 				p.Servers = append(p.Servers, Server{Name: s.Mode, Port: s.Port, Unit: s.Unit, Stack: s.Lang})
 			}
 		}
-		plans[i] = &p
+		plans = append(plans, &p)
+		names = append(names, lang)
 		total += PlanRuns(&p)
+	}
+	if len(sess) > 0 {
+		p := &Plan{Source: base.Source, Scenarios: sess}
+		plans = append(plans, p)
+		names = append(names, "sessions")
+		total += PlanRuns(p)
 	}
 	// One count per host over the passes: "[16/16]", not "[16/8]".
 	inner := opts.Progress
@@ -120,8 +142,8 @@ func Compare(ctx context.Context, targets []Target, stacks []Stack, opts Options
 	}
 	prog := newPasses(inner, total)
 	opts.Progress = prog
-	for i, lang := range langs {
-		prog.pass(i == len(langs)-1)
+	for i, lang := range names {
+		prog.pass(i == len(names)-1)
 		o := opts
 		o.Plan = plans[i]
 		if i > 0 {
@@ -306,6 +328,10 @@ func (c *Comparison) writeHost(b *strings.Builder, host string, runs []*Record) 
 			}
 			t.write(b)
 		}
+	}
+	if len(SessionsRows(runs)) > 0 {
+		b.WriteString("\n")
+		writeSessionsTable(b, runs)
 	}
 	b.WriteString("RPS: requests per second; P50/P99: latency percentiles; SERVER µs/REQ: the server's CPU time per request\n")
 	b.WriteString("(Go: its unit's cgroup; Node: the listening processes' trees, PM2's daemon included).\n")

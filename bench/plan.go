@@ -31,6 +31,11 @@ const (
 	// KindBlocking is the practice's browser-tab experiment: one heavy
 	// request and, while it runs, a few light ones whose waits are measured.
 	KindBlocking = "blocking"
+	// KindSessions is the stateful cluster's scenario (issue 17): for each
+	// sessions mode, a sumcluster started by the bench on the host, users
+	// logging in and calling GET /me while a worker is killed and one
+	// recycled (see sessions.go).
+	KindSessions = "sessions"
 )
 
 // Server modes, as stored in results and given to checks.BenchSummary.
@@ -93,13 +98,30 @@ type Scenario struct {
 	Probe  string   `yaml:"probe,omitempty" json:"probe,omitempty"`
 	Probes int      `yaml:"probes,omitempty" json:"probes,omitempty"`
 	Delay  Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
+	// Sessions: the modes measured (default memory, master, stateless),
+	// each on a sumcluster the bench starts on the host on Port (default
+	// 3290, loopback only) with Workers workers (default 2); Users log in
+	// (default 200) and make Gets GET /me each (default 4), Concurrency at
+	// once (default 8); then GET /me is measured for Rate (default 3s) with
+	// Churn logins a second (default 10). A stored run holds one mode.
+	Modes   []string `yaml:"modes,omitempty" json:"modes,omitempty"`
+	Users   int      `yaml:"users,omitempty" json:"users,omitempty"`
+	Gets    int      `yaml:"gets,omitempty" json:"gets,omitempty"`
+	Workers int      `yaml:"workers,omitempty" json:"workers,omitempty"`
+	Port    int      `yaml:"port,omitempty" json:"port,omitempty"`
+	Rate    Duration `yaml:"rate,omitempty" json:"rate,omitempty"`
+	Churn   float64  `yaml:"churn,omitempty" json:"churn,omitempty"`
 }
 
 // Describe is the scenario as a loadtest-like command line: "/api/500000
 // -n 1000 -c 100".
 func (s Scenario) Describe() string {
-	if s.Kind == KindBlocking {
+	switch s.Kind {
+	case KindBlocking:
 		return fmt.Sprintf("%s with %d× GET %s", s.Route, s.Probes, s.Probe)
+	case KindSessions:
+		return fmt.Sprintf("sessions %s: %d users × %d GET /me on %d workers, kill -9 and recycle mid-run",
+			strings.Join(s.Modes, ", "), s.Users, s.Gets, s.Workers)
 	}
 	d := fmt.Sprintf("%s -n %d -c %d", s.Route, s.Requests, s.Concurrency)
 	if s.KeepAlive {
@@ -259,7 +281,11 @@ func at(file string, line int) string {
 
 // normalise fills defaults and validates.
 func (p *Plan) normalise(file string, lines planLines) error {
-	if len(p.Servers) == 0 {
+	onlySessions := len(p.Scenarios) > 0
+	for _, s := range p.Scenarios {
+		onlySessions = onlySessions && s.Kind == KindSessions
+	}
+	if len(p.Servers) == 0 && !onlySessions {
 		return fmt.Errorf("%s: no servers: list at least one (name: single, port: 3000)", file)
 	}
 	seen := map[string]bool{}
@@ -326,6 +352,12 @@ func (s *Scenario) normalise() error {
 	if s.Kind == "" {
 		s.Kind = KindLoad
 	}
+	if s.Kind == KindSessions {
+		return s.normaliseSessions()
+	}
+	if len(s.Modes) > 0 || s.Users != 0 || s.Gets != 0 || s.Workers != 0 || s.Port != 0 || s.Rate != 0 || s.Churn != 0 {
+		return errors.New("modes, users, gets, workers, port, rate and churn are for kind: sessions")
+	}
 	if err := checkRoute(s.Route); err != nil {
 		return err
 	}
@@ -372,7 +404,7 @@ func (s *Scenario) normalise() error {
 			return fmt.Errorf("delay %s: want at most 1m", time.Duration(s.Delay))
 		}
 	default:
-		return fmt.Errorf("kind %q: want load or blocking", s.Kind)
+		return fmt.Errorf("kind %q: want load, blocking or sessions", s.Kind)
 	}
 	return nil
 }
@@ -418,8 +450,11 @@ func defaultName(s Scenario) string {
 	if n == "" {
 		n = "root"
 	}
-	if s.Kind == KindBlocking {
+	switch s.Kind {
+	case KindBlocking:
 		return n + "-blocking"
+	case KindSessions:
+		return "sessions"
 	}
 	n = fmt.Sprintf("%s-n%d-c%d", n, s.Requests, s.Concurrency)
 	if s.KeepAlive {

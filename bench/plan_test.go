@@ -59,7 +59,7 @@ func TestParsePlanErrors(t *testing.T) {
 		{"c 0", head + "  - route: /\n    requests: 10\n    concurrency: 0\n", "plan.yaml:5: scenario root-n10-c0: concurrency (-c) must be at least 1, got 0"},
 		{"n < c", head + "  - route: /\n    requests: 10\n    concurrency: 50\n", "plan.yaml:5: scenario root-n10-c50: requests (-n 10) must be at least the concurrency (-c 50)"},
 		{"bad route", head + "  - route: api/5\n    requests: 10\n    concurrency: 5\n", `route "api/5": want a path`},
-		{"bad kind", head + "  - route: /\n    kind: soak\n", `kind "soak": want load or blocking`},
+		{"bad kind", head + "  - route: /\n    kind: soak\n", `kind "soak": want load, blocking or sessions`},
 		{"blocking with -n", head + "  - route: /api/9\n    kind: blocking\n    requests: 5\n", "requests, concurrency and keepalive are for load scenarios"},
 		{"duplicate", head + "  - {name: a, route: /, requests: 1, concurrency: 1}\n  - {name: a, route: /, requests: 1, concurrency: 1}\n", `plan.yaml:6: scenario "a" listed twice`},
 	}

@@ -33,6 +33,9 @@ type Record struct {
 	Result *loadgen.Result `json:"result"`
 	// Heavy is the blocking scenario's long request.
 	Heavy *loadgen.Result `json:"heavy,omitempty"`
+	// Sessions is a sessions scenario's figures (one mode; Result then
+	// holds its request counts and rate).
+	Sessions *loadgen.SessionsResult `json:"sessions,omitempty"`
 	// CPU is what the client and the server used during the run.
 	CPU *CPU `json:"cpu,omitempty"`
 	// Workers are the cluster's per-worker counts, from sumcluster's stats

@@ -48,6 +48,10 @@ type Options struct {
 	// Loadgen returns the loadgen binary for the host's GOARCH (amd64,
 	// arm64, ...), e.g. from payload.Binaries. Required.
 	Loadgen func(ctx context.Context, goarch string) ([]byte, error)
+	// Sumcluster returns the sumcluster binary for the host's GOARCH: the
+	// sessions scenario runs its own clusters (required only by plans with
+	// a sessions scenario).
+	Sumcluster func(ctx context.Context, goarch string) ([]byte, error)
 	// Dial connects to a target; nil means remote.Dial(ctx, t.Remote).
 	Dial func(ctx context.Context, t Target) (remote.Executor, error)
 	// Store receives every finished run as soon as it finishes. Required.
@@ -194,6 +198,7 @@ type hostRun struct {
 	info                          HostInfo
 	facts                         remote.Facts
 	loadgen                       string // path on the host
+	sumcluster                    string // path on the host, when a sessions scenario needs it
 	loadtestPath, loadtestVersion string
 	probes                        []serverProbe
 	records                       []*Record
@@ -238,6 +243,8 @@ func (h *hostRun) run(ctx context.Context) error {
 			err = h.warmup(ctx, st.scenario, st.probe)
 		case st.scenario.Kind == KindBlocking:
 			rec, err = h.blocking(ctx, st.scenario, st.probe)
+		case st.scenario.Kind == KindSessions:
+			rec, err = h.sessions(ctx, st.scenario, st.mode)
 		default:
 			rec, err = h.load(ctx, st.scenario, st.probe)
 		}
@@ -259,8 +266,9 @@ func (h *hostRun) run(ctx context.Context) error {
 type step struct {
 	label    string
 	scenario Scenario
-	probe    *serverProbe // nil: a full URL
+	probe    *serverProbe // nil: a full URL, or a sessions scenario
 	warmup   bool
+	mode     string // a sessions scenario's mode
 }
 
 // planSteps lists the runs plan makes on a host with these servers: a
@@ -270,7 +278,7 @@ func planSteps(plan *Plan, probes []serverProbe) []step {
 	var steps []step
 	needServers := false
 	for _, s := range plan.Scenarios {
-		if strings.HasPrefix(s.Route, "/") {
+		if s.Kind != KindSessions && strings.HasPrefix(s.Route, "/") {
 			needServers = true
 		}
 	}
@@ -290,6 +298,12 @@ func planSteps(plan *Plan, probes []serverProbe) []step {
 		}
 	}
 	for _, s := range plan.Scenarios {
+		if s.Kind == KindSessions {
+			for _, m := range s.Modes {
+				steps = append(steps, step{label: s.Name + " " + m, scenario: s, mode: m})
+			}
+			continue
+		}
 		if !strings.HasPrefix(s.Route, "/") {
 			steps = append(steps, step{label: s.Name, scenario: s})
 			continue
@@ -346,6 +360,22 @@ func (h *hostRun) setup(ctx context.Context) error {
 	if _, err := h.exec.WriteFile(ctx, h.loadgen, bin, 0o755); err != nil {
 		return fmt.Errorf("upload loadgen: %w", err)
 	}
+	for _, s := range h.opts.Plan.Scenarios {
+		if s.Kind != KindSessions || h.sumcluster != "" {
+			continue
+		}
+		if h.opts.Sumcluster == nil {
+			return errors.New("a sessions scenario needs Options.Sumcluster")
+		}
+		bin, err := h.opts.Sumcluster(ctx, f.Arch)
+		if err != nil {
+			return fmt.Errorf("sumcluster for %s: %w", f.Arch, err)
+		}
+		h.sumcluster = sumclusterPath(home)
+		if _, err := h.exec.WriteFile(ctx, h.sumcluster, bin, 0o755); err != nil {
+			return fmt.Errorf("upload sumcluster: %w", err)
+		}
+	}
 	if h.opts.Tool == ToolLoadtest {
 		t := f.Tools["loadtest"]
 		if !t.Present {
@@ -368,7 +398,7 @@ func (h *hostRun) setup(ctx context.Context) error {
 	}
 	needServers := false
 	for _, s := range h.opts.Plan.Scenarios {
-		if strings.HasPrefix(s.Route, "/") {
+		if s.Kind != KindSessions && strings.HasPrefix(s.Route, "/") {
 			needServers = true
 		}
 	}

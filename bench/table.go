@@ -167,6 +167,10 @@ func writeHost(b *strings.Builder, host string, runs []*Record) {
 		b.WriteString("\n")
 		writeBlockingTable(b, blk)
 	}
+	if len(SessionsRows(runs)) > 0 {
+		b.WriteString("\n")
+		writeSessionsTable(b, runs)
+	}
 }
 
 // table renders rows of cells with aligned columns; a row with a single

@@ -41,6 +41,10 @@ type hostSection struct {
 	Tools  []string
 	Loads  []loadSection
 	Blocks []blockSection
+	// Sessions are the stateful cluster's runs (bench --plan sessions),
+	// one row per mode, and what they measured.
+	Sessions         []bench.SessionsRow
+	SessionsDescribe string
 }
 
 type loadSection struct {
@@ -94,6 +98,13 @@ func BuildBench(runs []*bench.Record, o BenchOptions) *BenchReport {
 		}
 		for _, g := range bench.Groups(hr, bench.KindBlocking) {
 			hs.Blocks = append(hs.Blocks, blockOf(host, g))
+		}
+		hs.Sessions = bench.SessionsRows(hr)
+		for _, r := range hr {
+			if r.Scenario.Kind == bench.KindSessions {
+				sc := r.Scenario
+				hs.SessionsDescribe = fmt.Sprintf("%d users × %d GET /me on %d workers, fresh connections, kill -9 and recycle of a worker mid-run", sc.Users, sc.Gets, sc.Workers)
+			}
 		}
 		for _, l := range hs.Loads {
 			rep.Charts = append(rep.Charts, l.Charts...)
@@ -348,6 +359,16 @@ const benchPage = `{{define "page"}}<!DOCTYPE html>
 {{end}}</tbody>
 </table>
 </section>
+{{end}}{{if .Sessions}}<section class="scenario sessions">
+<h3>Sessions: {{.SessionsDescribe}}</h3>
+<p class="lesson">A server that keeps its users' tokens in memory breaks under a cluster: the next request lands on another worker, which does not know the token. The master can relay every new and revoked token to the other workers (and hand the whole set to a new worker), or the server can keep no state at all with signed tokens, which a logout cannot revoke before they expire.</p>
+<table class="figures">
+<thead><tr><th>mode</th><th>lost after settle</th><th>lost at once</th><th>new token p50</th><th>p99</th><th>logout p99</th><th>leaks after logout</th><th>GET /me rps</th></tr></thead>
+<tbody>{{range .Sessions}}<tr><td>{{.Mode}}</td><td>{{.Lost}}</td><td>{{.Early}}</td><td>{{.PropP50}}</td><td>{{.PropP99}}</td><td>{{.Logout}}</td><td>{{.Leaks}}</td><td>{{.RPS}}</td></tr>
+{{end}}</tbody>
+</table>
+{{range .Sessions}}<div class="diagnosis"><p>{{.Explanation}}</p></div>
+{{end}}</section>
 {{end}}</section>
 {{end}}<footer><p>Made by {{if .Version}}{{.Version}}{{else}}deploylab{{end}}. Figures from the results stored by deploylab bench (one JSON file per run). rps: requests per second; pNN: latency percentiles from the load generator's HDR histogram; CPU: cores busy on average during the run.</p></footer>
 {{end}}`

@@ -32,6 +32,16 @@ to /api/5000000000 and, while it computes, four GET / whose waits are
 measured). --plan runs your own plan (YAML; --print-plan shows the default
 one to start from); --url with -n and -c runs one scenario.
 
+--plan sessions measures the cluster-mode lesson's stateful server: for each
+sessions mode (memory: tokens per worker; master: shared through the master;
+stateless: signed tokens) the bench starts a sumcluster of its own on the
+host (127.0.0.1:3290, 2 workers, as the login user), 200 users log in and
+make 4 GET /me each over fresh connections while a worker is killed (kill -9)
+and one recycled, then GET /me is measured with 10 logins/s of churn. The
+table gives per mode the sessions lost, the time for a new token and a
+logout to reach every worker (p50/p99), the GET /me rps, and one sentence
+on why. --compare (without --short) runs it too.
+
 Hosts run in parallel (--forks at a time), the scenarios of a host one after
 the other, each server after a discarded warm-up. The load generator is
 deploylab's loadgen (uploaded to ~/.cache/deploylab/bin on the host, skipped
@@ -52,6 +62,7 @@ Ctrl-C stops; the runs already finished are kept and shown.
   deploylab bench --host vm --url /api/500000 -n 5000 -c 50 --server cluster
   deploylab bench --host vm --tool loadtest
   deploylab bench --host vm --compare          # Node single/PM2 cluster vs Go single/cluster
+  deploylab bench --host vm --plan sessions    # sessions kept per worker, shared, or stateless
   deploylab bench --host vm --stack node --port 3100 --cluster-port 3101
   deploylab bench ls --host alu01
   deploylab bench show 20261122-103000
@@ -81,7 +92,7 @@ func newBenchCmd(r *rootCmd) *cobra.Command {
 	}
 	addHostFlags(c, time.Hour)
 	f := c.Flags()
-	f.String("plan", "", "run the scenarios of this plan file (YAML) instead of the practice's")
+	f.String("plan", "", "run the scenarios of this plan file (YAML) instead of the practice's; --plan sessions: the stateful cluster's scenario")
 	f.Bool("print-plan", false, "print the default plan (to start a plan of your own) and exit")
 	f.String("url", "", "run one scenario: a route (/api/500000) on each server, or a full URL requested from the host")
 	f.IntP("requests", "n", 0, "with --url: number of requests")
@@ -109,7 +120,7 @@ func benchPlan(cfg *config.Config) (*bench.Plan, error) {
 	var p *bench.Plan
 	var err error
 	if planFile != "" {
-		if p, err = bench.LoadPlan(planFile); err != nil {
+		if p, err = loadPlan(planFile); err != nil {
 			return nil, err
 		}
 	} else {
@@ -145,6 +156,17 @@ func benchPlan(cfg *config.Config) (*bench.Plan, error) {
 		}
 	}
 	return p.WithServers(names)
+}
+
+// loadPlan reads a plan file, or names a built-in plan: sessions (when no
+// file of that name exists).
+func loadPlan(name string) (*bench.Plan, error) {
+	if name == bench.SessionsPlanName {
+		if _, err := os.Stat(name); err != nil {
+			return bench.SessionsPlan(), nil
+		}
+	}
+	return bench.LoadPlan(name)
 }
 
 func runBench(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
@@ -337,6 +359,17 @@ func (r *rootCmd) benchOptions(cfg *config.Config, plan *bench.Plan, tool string
 			b, ok := bins[payload.Loadgen]
 			if !ok {
 				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
+			}
+			return b, nil
+		},
+		Sumcluster: func(ctx context.Context, goarch string) ([]byte, error) {
+			bins, err := payload.Binaries(ctx, goarch)
+			if err != nil {
+				return nil, err
+			}
+			b, ok := bins[payload.Sumcluster]
+			if !ok {
+				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Sumcluster)
 			}
 			return b, nil
 		},

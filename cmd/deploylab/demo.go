@@ -74,9 +74,12 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 	}
 	if pf := cfg.Plan; pf != "" {
 		var err error
-		if plan, err = bench.LoadPlan(pf); err != nil {
+		if plan, err = loadPlan(pf); err != nil {
 			return err
 		}
+	} else if !cfg.Short {
+		// The stateful cluster's scenario too (its clusters are the bench's own).
+		plan.Scenarios = append(plan.Scenarios, bench.SessionsScenario())
 	}
 	store, err := openResults(c, cfg)
 	if err != nil {

@@ -68,8 +68,14 @@ func dist(v []int64) Dist {
 	return Dist{N: len(v), P50US: at(0.50), P99US: at(0.99), MaxUS: v[len(v)-1]}
 }
 
+// SessionsSchema names the document loadgen sessions --json prints.
+const SessionsSchema = "deploylab.sessions/v1"
+
 // SessionsResult is what RunSessions measured.
 type SessionsResult struct {
+	// Schema is SessionsSchema when loadgen sessions printed it.
+	Schema      string `json:"schema,omitempty"`
+	Version     string `json:"version,omitempty"`
 	Mode        string `json:"mode"`
 	Users       int    `json:"users"`
 	Logins      int    `json:"logins"`
@@ -107,8 +113,10 @@ type SessionsResult struct {
 	HandoverTokens int   `json:"handover_tokens"`
 	HandoverUS     int64 `json:"handover_us"`
 	// WorkersSeen is how many workers' stats were read.
-	WorkersSeen int    `json:"workers_seen"`
-	Explanation string `json:"explanation"`
+	WorkersSeen int `json:"workers_seen"`
+	// Rate is the GET /me throughput run (RunSessionsRate), when made.
+	Rate        *SessionsRate `json:"rate,omitempty"`
+	Explanation string        `json:"explanation"`
 }
 
 // SessionClient speaks the session API over fresh connections (one per

@@ -73,6 +73,8 @@ Load-tests URL like npm loadtest (same flags, same summary), and cheaper in CPU.
   -q            quiet: no progress lines or notes on stderr
   --version     print the version
 
+loadgen sessions [flags] URL runs the sessions scenario (loadgen sessions -h).
+
 Exit status: 0 done (even with failed requests, which are reported), 2 bad
 usage, 3 no request could connect, 130 interrupted (partial result printed).
 `
@@ -209,6 +211,9 @@ func parseArgs(args []string) (loadgen.Options, cli, error) {
 
 // run is main without the exit, for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "sessions" {
+		return runSessions(ctx, args[1:], stdout, stderr)
+	}
 	o, c, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usageText)
