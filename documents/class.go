@@ -26,7 +26,9 @@ type Options struct {
 	OCR bool
 	// OCRCacheDir keeps OCR results between runs ("" = memory only).
 	OCRCacheDir string
-	// Workers bounds the files read at once (default: the CPUs).
+	// OCRLangs is tesseract's -l ("" = "spa", see OCR.Langs).
+	OCRLangs string
+	// Workers bounds the files read at once (default: twice the CPUs).
 	Workers int
 	Limits  Limits
 	// Timeout bounds each external tool run (default 60 s).
@@ -43,6 +45,16 @@ type Class struct {
 	// or OCR was off).
 	OCRMissing string
 	ocrOn      bool
+	ocr        *OCR
+}
+
+// OCRStats returns the tesseract processes run and the pictures they read
+// (0, 0 without OCR).
+func (c *Class) OCRStats() (runs, pictures int) {
+	if c.ocr == nil {
+		return 0, 0
+	}
+	return c.ocr.Stats()
 }
 
 // Close removes the unpacked files.
@@ -66,8 +78,9 @@ func Load(ctx context.Context, o Options) (*Class, error) {
 	}
 	if o.OCR {
 		ocr := NewOCR(o.OCRCacheDir)
+		ocr.Langs = o.OCRLangs
 		if ocr.Available() {
-			eo.OCR = ocr
+			eo.OCR, c.ocr = ocr, ocr
 		} else {
 			c.OCRMissing = ocr.Missing()
 		}
@@ -104,9 +117,11 @@ func Load(ctx context.Context, o Options) (*Class, error) {
 			jobs = append(jobs, job{s, i})
 		}
 	}
+	// Reading a PDF is mostly waiting for poppler's tools: twice the CPUs
+	// keep them busy (tesseract is bounded on its own, by OCR.Workers).
 	n := o.Workers
 	if n <= 0 {
-		n = runtime.NumCPU()
+		n = 2 * runtime.NumCPU()
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -248,6 +248,7 @@ func extractDOCX(ctx context.Context, f File, doc *Document, o ExtractOptions) {
 		}
 	}
 	b.done()
+	var q ocrQueue
 	for i, p := range pics {
 		if i >= o.MaxImages {
 			doc.Problems = append(doc.Problems, fmt.Sprintf("%s: más de %d imágenes: se leen las primeras", f.Name, o.MaxImages))
@@ -258,8 +259,9 @@ func extractDOCX(ctx context.Context, f File, doc *Document, o ExtractOptions) {
 			continue
 		}
 		name := path.Clean(path.Join("word", target))
-		readZipImage(ctx, zr, name, p.page, doc, o)
+		readZipImage(zr, name, p.page, doc, o, &q)
 	}
+	q.run(ctx, doc, o.OCR)
 }
 
 func parseRels(b []byte, rels map[string]string) {
@@ -301,9 +303,9 @@ func parseDocxStyles(b []byte, styles map[string]string) {
 	}
 }
 
-// readZipImage unpacks one picture of a DOCX/ODT to a temp file, hashes and
-// OCRs it.
-func readZipImage(ctx context.Context, zr *zip.ReadCloser, name string, page int, doc *Document, o ExtractOptions) {
+// readZipImage unpacks one picture of a DOCX/ODT, hashes it and queues it
+// in q (as a temp file) to be OCR'd.
+func readZipImage(zr *zip.ReadCloser, name string, page int, doc *Document, o ExtractOptions, q *ocrQueue) {
 	zf := zipPart(zr, name)
 	if zf == nil {
 		return
@@ -329,18 +331,19 @@ func readZipImage(ctx context.Context, zr *zip.ReadCloser, name string, page int
 		return
 	}
 	im.Hash, im.HashOK = HashImage(img), true
+	doc.Images = append(doc.Images, im)
 	if o.OCR != nil && o.OCR.Available() {
 		tmp, err := os.CreateTemp(o.TempDir, "deploylab-img-*"+ext)
 		if err == nil {
 			_, werr := tmp.Write(data)
 			tmp.Close()
 			if werr == nil {
-				im.OCR = o.OCR.Read(ctx, tmp.Name())
+				q.add(len(doc.Images)-1, tmp.Name(), true)
+			} else {
+				os.Remove(tmp.Name())
 			}
-			os.Remove(tmp.Name())
 		}
 	}
-	doc.Images = append(doc.Images, im)
 }
 
 func extractODT(ctx context.Context, f File, doc *Document, o ExtractOptions) {
@@ -456,13 +459,15 @@ func extractODT(ctx context.Context, f File, doc *Document, o ExtractOptions) {
 		}
 	}
 	b.done()
+	var q ocrQueue
 	for i, p := range pics {
 		if i >= o.MaxImages {
 			doc.Problems = append(doc.Problems, fmt.Sprintf("%s: más de %d imágenes: se leen las primeras", f.Name, o.MaxImages))
 			break
 		}
-		readZipImage(ctx, zr, path.Clean(p.href), p.page, doc, o)
+		readZipImage(zr, path.Clean(p.href), p.page, doc, o, &q)
 	}
+	q.run(ctx, doc, o.OCR)
 }
 
 // extractImageFile reads a picture handed in as a file of its own.

@@ -193,6 +193,7 @@ func pdfImages(ctx context.Context, f File, doc *Document, o ExtractOptions) {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
+	var q ocrQueue
 	for _, n := range names {
 		// i-PPP-NNN.ppm
 		base := strings.TrimSuffix(n, filepath.Ext(n))
@@ -214,12 +215,10 @@ func pdfImages(ctx context.Context, f File, doc *Document, o ExtractOptions) {
 			}
 			im.Hash, im.HashOK = HashImage(img), true
 		}
-		if o.OCR != nil && o.OCR.Available() {
-			im.OCR = o.OCR.Read(ctx, p)
-		}
-		os.Remove(p)
 		doc.Images = append(doc.Images, im)
+		q.add(len(doc.Images)-1, p, true)
 	}
+	q.run(ctx, doc, o.OCR)
 }
 
 // tooSmall skips icons, bullets and rules: not screenshots.
