@@ -40,7 +40,13 @@ type HostFacts struct {
 	Tools     []Tool
 	History   []HistoryLine
 	Blocking  []BlockingProbe
-	Commands  []CommandResult
+
+	// What tells a cloned VM (grade's Similitud sheet): /etc/machine-id,
+	// the SSH host keys' fingerprints, the shell history files' hashes.
+	MachineID    string
+	HostKeys     []string
+	HistoryFiles []HistoryFile
+	Commands     []CommandResult
 
 	// Active holds what the active prober observed (nil without --active).
 	Active *ActiveFacts
@@ -62,6 +68,7 @@ type (
 	Unit          = observe.Unit
 	Tool          = observe.Tool
 	HistoryLine   = observe.HistoryLine
+	HistoryFile   = observe.HistoryFile
 	BlockingProbe = observe.BlockingProbe
 	CommandResult = observe.CommandResult
 )

@@ -115,6 +115,9 @@ func FactsOf(h observe.Host) HostFacts {
 		History:      h.History,
 		Blocking:     h.Blocking,
 		Commands:     h.Commands,
+		MachineID:    h.MachineID,
+		HostKeys:     h.HostKeys,
+		HistoryFiles: h.HistoryFiles,
 		Notes:        h.Notes,
 	}
 }

@@ -231,10 +231,41 @@ func TestSimilarText(t *testing.T) {
 
 func TestSimilarVMs(t *testing.T) {
 	h := []string{"npm i -g pm2", "pm2 start app.js -i max", "loadtest -n 1000 http://localhost:3000/", "pm2 save", "pm2 startup"}
-	works := []Work{{Who: "a", VM: &VMPrint{MachineID: "m1", History: h}}, {Who: "b", VM: &VMPrint{MachineID: "m1", History: h}}, {Who: "c", VM: &VMPrint{MachineID: "m2"}}}
-	pairs := Similar(works, Reference{}, SimilarityOptions{})
-	if len(pairs) != 1 || pairs[0].Kind != "VM" || !strings.Contains(pairs[0].Evidence, "machine-id m1") || !strings.Contains(pairs[0].Evidence, "historial") {
-		t.Errorf("pairs = %+v", pairs)
+	sum := func(c string) string { return strings.Repeat(c, 64) }
+	key := "ED25519 SHA256:QY2nh4WAzz2qJ5mywmYFlKYIFU8UNeCKW+0BZodxqUo"
+	for _, c := range []struct {
+		name string
+		a, b VMPrint
+		want []string // in the evidence; nil: no pair
+	}{
+		{"machine-id and kept history", VMPrint{MachineID: "m1", History: h}, VMPrint{MachineID: "m1", History: h}, []string{"machine-id (", "historial de shell (5 líneas)"}},
+		{"host key", VMPrint{HostKeys: []string{key}}, VMPrint{HostKeys: []string{"RSA SHA256:x", key}}, []string{"la misma clave de host SSH " + key}},
+		{"same history file", VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 12, sum("a"), sum("b")}}}, VMPrint{HistoryFiles: []HistorySum{{"/home/x/.bash_history", 12, sum("a"), sum("b")}}}, []string{"/root/.bash_history y /home/x/.bash_history, 12 líneas idénticas"}},
+		{"same start, used after", VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 80, sum("a"), sum("b")}}}, VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 95, sum("c"), sum("b")}}}, []string{"sus 30 primeras líneas"}},
+		{"short same start is no evidence", VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 20, sum("a"), sum("b")}}}, VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 25, sum("c"), sum("b")}}}, nil},
+		{"short identical history is no evidence", VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 4, sum("a"), sum("a")}}}, VMPrint{HistoryFiles: []HistorySum{{"/root/.bash_history", 4, sum("a"), sum("a")}}}, nil},
+		{"different VMs", VMPrint{MachineID: "m1", HostKeys: []string{key}}, VMPrint{MachineID: "m2", HostKeys: []string{"RSA SHA256:x"}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pairs := Similar([]Work{{Who: "a", VM: &c.a}, {Who: "b", VM: &c.b}, {Who: "c"}}, Reference{}, SimilarityOptions{})
+			if c.want == nil {
+				if len(pairs) != 0 {
+					t.Errorf("pairs = %+v", pairs)
+				}
+				return
+			}
+			if len(pairs) != 1 || pairs[0].Kind != "VM" || pairs[0].A != "a" || pairs[0].B != "b" {
+				t.Fatalf("pairs = %+v", pairs)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(pairs[0].Evidence, w) {
+					t.Errorf("evidence %q lacks %q", pairs[0].Evidence, w)
+				}
+			}
+			if strings.Contains(pairs[0].Evidence, "m1") {
+				t.Errorf("evidence shows the machine-id itself: %q", pairs[0].Evidence)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 package documents
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -69,7 +71,19 @@ type VMPrint struct {
 	HostKeys  []string // fingerprints
 	// History is the shell history (the lines kept by the probe).
 	History []string
+	// HistoryFiles are the history files' hashes (whole, first 30 lines).
+	HistoryFiles []HistorySum
 }
+
+// HistorySum is one shell history file's length and hashes.
+type HistorySum struct {
+	File         string
+	Lines        int
+	Sum, HeadSum string
+}
+
+// historyHeadLines is how many first lines HeadSum covers (observe.sh).
+const historyHeadLines = 30
 
 // Pair is two students whose work shares something.
 type Pair struct {
@@ -393,7 +407,7 @@ func similarVMs(works []Work) []Pair {
 			}
 			var why []string
 			if a.MachineID != "" && a.MachineID == b.MachineID {
-				why = append(why, "el mismo machine-id "+a.MachineID)
+				why = append(why, "el mismo machine-id ("+shortSum(a.MachineID)+"…)")
 			}
 			for _, k := range a.HostKeys {
 				for _, l := range b.HostKeys {
@@ -402,9 +416,7 @@ func similarVMs(works []Work) []Pair {
 					}
 				}
 			}
-			if len(a.History) >= 5 && len(b.History) >= 5 && strings.Join(a.History, "\n") == strings.Join(b.History, "\n") {
-				why = append(why, fmt.Sprintf("el mismo historial de shell (%d líneas)", len(a.History)))
-			}
+			why = append(why, sameHistory(a, b)...)
 			if len(why) > 0 {
 				out = append(out, orderPair(Pair{A: works[x].Who, B: works[y].Who, NameA: works[x].Name, NameB: works[y].Name, Kind: "VM",
 					Evidence: "VM clonada: " + strings.Join(why, "; ")}))
@@ -453,4 +465,35 @@ func trigrams(s string) map[string]bool {
 		out[string(rs[i:i+3])] = true
 	}
 	return out
+}
+
+// shortSum shows a machine-id by the start of its hash (the id itself is
+// meant to stay on the machine).
+func shortSum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:4])
+}
+
+// sameHistory says how two VMs' shell histories match: a history file with
+// the same content (at least 10 lines), or the same first 30 lines (a clone
+// used after), or the same kept lines (at least 5; probes without hashes).
+func sameHistory(a, b *VMPrint) []string {
+	var why []string
+	for _, x := range a.HistoryFiles {
+		for _, y := range b.HistoryFiles {
+			switch {
+			case x.Lines >= 10 && x.Sum == y.Sum:
+				why = append(why, fmt.Sprintf("el mismo historial de shell (%s y %s, %d líneas idénticas)", x.File, y.File, x.Lines))
+			case x.Lines >= historyHeadLines && y.Lines >= historyHeadLines && x.HeadSum == y.HeadSum:
+				why = append(why, fmt.Sprintf("el mismo comienzo del historial de shell (%s y %s: sus %d primeras líneas)", x.File, y.File, historyHeadLines))
+			default:
+				continue
+			}
+			return why
+		}
+	}
+	if len(a.History) >= 5 && len(b.History) >= 5 && strings.Join(a.History, "\n") == strings.Join(b.History, "\n") {
+		why = append(why, fmt.Sprintf("el mismo historial de shell (%d líneas)", len(a.History)))
+	}
+	return why
 }

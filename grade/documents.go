@@ -207,9 +207,12 @@ func vmPrint(f *checks.HostFacts) *documents.VMPrint {
 	if f == nil || !f.Reachable {
 		return nil
 	}
-	p := &documents.VMPrint{}
+	p := &documents.VMPrint{MachineID: f.MachineID, HostKeys: f.HostKeys}
 	for _, h := range f.History {
 		p.History = append(p.History, h.Line)
+	}
+	for _, h := range f.HistoryFiles {
+		p.HistoryFiles = append(p.HistoryFiles, documents.HistorySum{File: h.File, Lines: h.Lines, Sum: h.Sum, HeadSum: h.HeadSum})
 	}
 	return p
 }

@@ -1,6 +1,9 @@
 package observe
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -41,6 +44,10 @@ func parseMeta(f *Facts, body string) {
 			f.Init = clip(v, MaxName)
 		case "systemd_booted":
 			booted = v == "1"
+		case "machine_id":
+			if machineIDRe.MatchString(v) {
+				f.MachineID = v
+			}
 		}
 	}
 	f.Systemd = booted && f.Init == "systemd"
@@ -155,4 +162,51 @@ func GoArch(machine string) string {
 		return "loong64"
 	}
 	return ""
+}
+
+var (
+	machineIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	sha256Re    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// ParseHostKeys reads SSH public host key lines ("ssh-ed25519 AAAA… comment")
+// into their fingerprints as ssh-keygen -l prints them ("ED25519
+// SHA256:…"); lines that are not keys are skipped.
+func ParseHostKeys(body string) []string {
+	var out []string
+	for _, l := range lines(body) {
+		fs := strings.Fields(l)
+		if len(fs) < 2 || len(out) >= MaxHostKeys || len(fs[1]) > 4096 {
+			continue
+		}
+		blob, err := base64.StdEncoding.DecodeString(fs[1])
+		if err != nil || len(blob) < 8 {
+			continue
+		}
+		typ := strings.TrimPrefix(fs[0], "ssh-")
+		typ = strings.ToUpper(strings.SplitN(typ, "-", 2)[0])
+		if typ == "" || len(typ) > 16 {
+			continue
+		}
+		sum := sha256.Sum256(blob)
+		fp := typ + " SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+		dup := false
+		for _, o := range out {
+			dup = dup || o == fp
+		}
+		if !dup {
+			out = append(out, fp)
+		}
+	}
+	return out
+}
+
+// parseHistoryFile reads a history section's size and hashes (absent when
+// the host has no sha256sum, or when they are not what the script prints).
+func parseHistoryFile(attrs map[string]string) (HistoryFile, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(attrs["lines"]))
+	if err != nil || n < 0 || !sha256Re.MatchString(attrs["sum"]) || !sha256Re.MatchString(attrs["head"]) {
+		return HistoryFile{}, false
+	}
+	return HistoryFile{File: clip(attrs["file"], MaxField), Lines: n, Sum: attrs["sum"], HeadSum: attrs["head"]}, true
 }

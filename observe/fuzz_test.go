@@ -35,7 +35,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if len(h.Processes) > MaxProcesses || len(h.Notes) > MaxNotes || len(h.Files) > MaxFiles ||
-			len(h.History) > MaxHistory || len(h.HTTP) > MaxHTTP || len(h.PM2) > MaxPM2 || len(h.Units) > MaxUnits {
+			len(h.History) > MaxHistory || len(h.HTTP) > MaxHTTP || len(h.PM2) > MaxPM2 || len(h.Units) > MaxUnits ||
+			len(h.HostKeys) > MaxHostKeys || len(h.HistoryFiles) > MaxHistoryFiles || len(h.MachineID) > 32 {
 			t.Fatalf("out of bounds: %d processes, %d notes", len(h.Processes), len(h.Notes))
 		}
 		checkListeners(t, h.Listeners)

@@ -23,9 +23,11 @@ type Host struct {
 	Units     []Unit
 	Files     []File
 	History   []HistoryLine
-	HTTP      []HTTPProbe
-	Blocking  []BlockingProbe
-	Commands  []CommandResult
+	// HistoryFiles are the history files' sizes and hashes.
+	HistoryFiles []HistoryFile `json:",omitempty"`
+	HTTP         []HTTPProbe
+	Blocking     []BlockingProbe
+	Commands     []CommandResult
 	// Notes are non-fatal problems met (a tool missing, a permission
 	// denied, output cut short or too long), to show to the teacher.
 	Notes []string
@@ -57,6 +59,10 @@ type Facts struct {
 	// DiskFree is the free space in bytes for / and each directory asked
 	// for (measured on its nearest existing ancestor).
 	DiskFree map[string]int64 `json:"disk_free"`
+	// MachineID is /etc/machine-id, and HostKeys the SSH host keys'
+	// fingerprints ("ED25519 SHA256:…"): a cloned VM shares them.
+	MachineID string   `json:"machine_id,omitempty"`
+	HostKeys  []string `json:"host_keys,omitempty"`
 }
 
 // SudoWorks reports whether commands can run as root without a password.
@@ -168,6 +174,16 @@ type Tool struct {
 type HistoryLine struct {
 	File string
 	Line string
+}
+
+// HistoryFile is one shell history file as a whole: its lines, the SHA-256
+// of its content and of its first 30 lines (a cloned VM's history starts
+// alike even when added to after).
+type HistoryFile struct {
+	File    string
+	Lines   int
+	Sum     string
+	HeadSum string
 }
 
 // BlockingProbe is the browser-tab experiment: a short request sent while a

@@ -147,6 +147,8 @@ echo "cpus=$cpus"
 echo "mem=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo 2>/dev/null)"
 echo "init=$(head -c 64 /proc/1/comm 2>/dev/null)"
 [ -d /run/systemd/system ] && echo "systemd_booted=1"
+# What tells a cloned VM: its machine-id and its SSH host keys (public).
+[ -r /etc/machine-id ] && echo "machine_id=$(head -c 64 /etc/machine-id)"
 echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
 if [ -r /etc/os-release ]; then
 	sec osrelease
@@ -154,6 +156,10 @@ if [ -r /etc/os-release ]; then
 	echo
 fi
 if want facts; then
+	sec hostkeys
+	for k in /etc/ssh/ssh_host_*_key.pub; do
+		[ -r "$k" ] && head -c 4096 "$k" | head -n 1
+	done
 	sec df
 	for d in / $DL_DIRS; do
 		e=$d; while [ ! -e "$e" ] && [ "$e" != / ] && [ "$e" != . ]; do e=$(dirname "$e"); done
@@ -413,7 +419,13 @@ if want history; then
 	for h in $HOMES; do
 		for f in .bash_history .zsh_history .ash_history .sh_history .local/share/fish/fish_history; do
 			[ -r "$h/$f" ] || continue
-			sec history "file=$h/$f"
+			# The whole file's lines and hash, and the hash of its first 30
+			# lines: a cloned VM's history, even added to after.
+			if have sha256sum; then
+				sec history "file=$h/$f" "lines=$(wc -l <"$h/$f")" "sum=$(sha256sum <"$h/$f" | cut -c 1-64)" "head=$(head -n 30 "$h/$f" | sha256sum | cut -c 1-64)"
+			else
+				sec history "file=$h/$f"
+			fi
 			grep -aE 'loadtest|autocannon|loadgen|(^|[ ;&|(])(ab|wrk|hey|siege|pm2|node|nodejs|npm|curl|systemctl|deploylab)( |$)' "$h/$f" 2>/dev/null | tail -n 300 | cut -c 1-2000
 			echo
 		done

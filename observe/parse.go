@@ -15,26 +15,28 @@ var ErrNotProbe = errors.New("not the output of deploylab's probe")
 // whatever it prints, the result stays small. Past a bound the rest is
 // dropped and a note says so.
 const (
-	MaxOutput      = 64 << 20 // bytes of output parsed
-	MaxSections    = 20000
-	MaxProcesses   = 100000
-	MaxListeners   = 200000
-	MaxSocketPIDs  = 4096 // processes kept per listening socket
-	MaxSockets     = 500000
-	MaxTools       = 1000
-	MaxPM2         = 100 // daemons, and dumps
-	MaxPM2Apps     = 10000
-	MaxUnits       = 10000
-	MaxFiles       = 1000
-	MaxFileBytes   = 1 << 20
-	MaxHistory     = 10000 // lines, all files together
-	MaxHistoryLine = 2000  // bytes
-	MaxHTTP        = 1000
-	MaxBodyBytes   = 64 << 10
-	MaxCommands    = 1000
-	MaxNotes       = 200
-	MaxField       = 4096 // bytes of one field (a command line, a path, an attribute)
-	MaxName        = 256  // bytes of a name (a user, a unit, a process name)
+	MaxOutput       = 64 << 20 // bytes of output parsed
+	MaxSections     = 20000
+	MaxProcesses    = 100000
+	MaxListeners    = 200000
+	MaxSocketPIDs   = 4096 // processes kept per listening socket
+	MaxSockets      = 500000
+	MaxTools        = 1000
+	MaxPM2          = 100 // daemons, and dumps
+	MaxPM2Apps      = 10000
+	MaxUnits        = 10000
+	MaxFiles        = 1000
+	MaxFileBytes    = 1 << 20
+	MaxHistory      = 10000 // lines, all files together
+	MaxHistoryFiles = 64    // history files
+	MaxHostKeys     = 16    // SSH host keys
+	MaxHistoryLine  = 2000  // bytes
+	MaxHTTP         = 1000
+	MaxBodyBytes    = 64 << 10
+	MaxCommands     = 1000
+	MaxNotes        = 200
+	MaxField        = 4096 // bytes of one field (a command line, a path, an attribute)
+	MaxName         = 256  // bytes of a name (a user, a unit, a process name)
 )
 
 type section struct {
@@ -146,6 +148,11 @@ func Parse(out []byte) (Host, error) {
 		case "history":
 			room := MaxHistory - len(h.History)
 			h.History = append(h.History, ParseHistory(s.body, clip(s.attrs["file"], MaxField), room)...)
+			if hf, ok := parseHistoryFile(s.attrs); ok && len(h.HistoryFiles) < MaxHistoryFiles {
+				h.HistoryFiles = append(h.HistoryFiles, hf)
+			}
+		case "hostkeys":
+			h.HostKeys = ParseHostKeys(s.body)
 		case "http":
 			if len(h.HTTP) >= MaxHTTP {
 				continue

@@ -231,3 +231,30 @@ func TestParseBounds(t *testing.T) {
 		t.Errorf("ParseProcesses: %d kept, %d dropped", len(ps), n)
 	}
 }
+
+// TestParseCloneFacts: machine-id, SSH host keys (as ssh-keygen -l
+// fingerprints) and the history files' hashes; anything else in their place
+// is dropped.
+func TestParseCloneFacts(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	head := strings.Repeat("cd", 32)
+	h, err := Parse(out("@@DL-1 meta\nmachine_id=0123456789abcdef0123456789abcdef\n" +
+		"@@DL-1 hostkeys\n" +
+		// ssh-keygen -lf: 256 SHA256:QY2nh4WAzz2qJ5mywmYFlKYIFU8UNeCKW+0BZodxqUo root@a (ED25519)
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB1N3u9EdmClxxk5QT3U1Yu7d7Dl2Eq6J9iGOpOR6pTd root@a\n" +
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB1N3u9EdmClxxk5QT3U1Yu7d7Dl2Eq6J9iGOpOR6pTd root@a\n" +
+		"ssh-rsa !!!notbase64 root@a\n\n" +
+		"@@DL-1 history\tfile=/root/.bash_history\tlines= 42\tsum=" + sum + "\thead=" + head + "\npm2 ls\n" +
+		"@@DL-1 history\tfile=/home/a/.bash_history\tlines=3\tsum=nothex\thead=" + head + "\nls\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []HistoryFile{{File: "/root/.bash_history", Lines: 42, Sum: sum, HeadSum: head}}
+	if h.MachineID != "0123456789abcdef0123456789abcdef" || len(h.HostKeys) != 1 || h.HostKeys[0] != "ED25519 SHA256:QY2nh4WAzz2qJ5mywmYFlKYIFU8UNeCKW+0BZodxqUo" || !cmp.Equal(h.HistoryFiles, want) {
+		t.Errorf("machine-id %q, host keys %q, history files %+v", h.MachineID, h.HostKeys, h.HistoryFiles)
+	}
+	h, _ = Parse(out("@@DL-1 meta\nmachine_id=../../etc/passwd\n"))
+	if h.MachineID != "" {
+		t.Errorf("machine-id %q accepted", h.MachineID)
+	}
+}
