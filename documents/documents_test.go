@@ -334,3 +334,68 @@ var encryptedPDF = []byte(`%PDF-1.4
 trailer << /Root 1 0 R /Size 5 /Encrypt 4 0 R /ID [<01020304050607080910111213141516><01020304050607080910111213141516>] >>
 %%EOF
 `)
+
+// TestBadSubmissions: an empty submission, an empty file and files of 200
+// MB and just over (the default limit) in a class folder: one problem line
+// each, the submission graded as unreadable (never dropped), the rest of the
+// class read.
+func TestBadSubmissions(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(folder, name string, size int64, data string) {
+		t.Helper()
+		d := filepath.Join(dir, folder)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if name == "" {
+			return
+		}
+		p := filepath.Join(d, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if size > 0 {
+			if err := os.Truncate(p, size); err != nil { // sparse: no disk used
+				t.Fatal(err)
+			}
+		}
+	}
+	mk("Vacia Uno_1_assignsubmission_file_", "", 0, "")
+	mk("Cero Dos_2_assignsubmission_file_", "informe.pdf", 0, "")
+	mk("Justo Tres_3_assignsubmission_file_", "informe.pdf", DefaultLimits.MaxFileBytes, "%PDF-1.4\n")
+	mk("Grande Cuatro_4_assignsubmission_file_", "informe.pdf", DefaultLimits.MaxFileBytes+1, "%PDF-1.4\n")
+	mk("Bien Cinco_5_assignsubmission_file_", "informe.md", 0, "# Informe\n\nEl cluster reparte las peticiones entre los workers.")
+	c, err := Load(context.Background(), Options{Submissions: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := map[string]struct {
+		readable bool
+		problem  string
+	}{
+		"Vacia Uno":     {false, "entrega vacía: ningún fichero"},
+		"Cero Dos":      {false, "informe.pdf: fichero vacío"},
+		"Justo Tres":    {false, "informe.pdf: PDF dañado o ilegible"},
+		"Grande Cuatro": {false, "informe.pdf omitido"},
+		"Bien Cinco":    {true, ""},
+	}
+	if len(c.Set.Submissions) != len(want) {
+		t.Fatalf("%d submissions, want %d", len(c.Set.Submissions), len(want))
+	}
+	for _, s := range c.Set.Submissions {
+		w, ok := want[s.Name]
+		if !ok {
+			t.Errorf("unexpected submission %q", s.Name)
+			continue
+		}
+		f := c.Facts(s)
+		probs := strings.Join(f.Problems, "\n")
+		if !f.Submitted || f.Readable != w.readable || !strings.Contains(probs, w.problem) || (w.problem == "" && probs != "") {
+			t.Errorf("%s: submitted %v, readable %v, problems %q; want readable %v and %q", s.Name, f.Submitted, f.Readable, probs, w.readable, w.problem)
+		}
+		if strings.Count(probs, "\n") > 1 {
+			t.Errorf("%s: more than one line per problem: %q", s.Name, probs)
+		}
+	}
+}

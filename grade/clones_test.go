@@ -93,3 +93,23 @@ func TestClonedVMs(t *testing.T) {
 		t.Errorf("%d rows flagged for the cloned VMs, want 2 (column %d of %q)", flagged, rev, notas)
 	}
 }
+
+// TestDocumentsOnlyCSV: --csv with --submissions and no inventory is refused
+// before anything is read (Moodle's import needs emails or idnumbers, which
+// the folders do not have), and nothing is written.
+func TestDocumentsOnlyCSV(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "entregas", "Ana García_101_assignsubmission_file_"), 0o755)
+	os.WriteFile(filepath.Join(dir, "entregas", "Ana García_101_assignsubmission_file_", "informe.md"), []byte("# Informe"), 0o644)
+	out, csv := filepath.Join(dir, "notas.xlsx"), filepath.Join(dir, "notas.csv")
+	_, err := Run(context.Background(), Options{Rubric: rubricForTest(t), Out: out, CSV: csv,
+		Documents: &DocumentOptions{Submissions: filepath.Join(dir, "entregas"), NoOCR: true}})
+	if err == nil || !strings.Contains(err.Error(), "--csv needs every student's email or idnumber") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, p := range []string{out, csv} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s written", p)
+		}
+	}
+}

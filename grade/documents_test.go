@@ -127,6 +127,16 @@ func TestDocumentsOnly(t *testing.T) {
 	if len(notas) != 6 {
 		t.Errorf("%d rows, want one per submission (6)", len(notas))
 	}
+	// Entregas: every folder, each the row of its own student.
+	ent := sheet(t, x, gradebook.SheetEntregas)
+	if len(ent) != 6 {
+		t.Errorf("Entregas has %d rows, want 6", len(ent))
+	}
+	for _, r := range ent {
+		if r["Alumno"] == "" || r["Alumno"] == "SIN EMPAREJAR" || r["Emparejado por"] != "carpeta" {
+			t.Errorf("Entregas row %v", r)
+		}
+	}
 	ana := byName(t, notas, documentstest.Ana)
 	if ana["Estado"] != "solo documento" {
 		t.Errorf("Ana's Estado = %q", ana["Estado"])

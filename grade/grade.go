@@ -303,6 +303,12 @@ func Preflight(o Options) (map[string]gradebook.Manual, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.CSV != "" && o.documentsOnly() {
+		// Moodle's gradebook import finds a student by email or idnumber;
+		// a documents-only row knows only the name of Moodle's folder.
+		return nil, fail.Errorf(fail.Usage, "give -i clase.yaml with the students' emails (the submissions are matched to them), or leave --csv out: notas.xlsx has the marks",
+			"--csv needs every student's email or idnumber for Moodle's gradebook import, and --submissions without -i only knows the names of Moodle's folders")
+	}
 	if o.CSV != "" && !o.documentsOnly() {
 		if err := gradebook.CheckWritable(o.CSV); err != nil {
 			return nil, err
