@@ -148,3 +148,24 @@ func FuzzParseResult(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseHostKeys: public host key lines and a history section's
+// attributes, as a VM prints them (untrusted).
+func FuzzParseHostKeys(f *testing.F) {
+	f.Fuzz(func(t *testing.T, keys, lines, sum, head string) {
+		ks := ParseHostKeys(keys)
+		if len(ks) > MaxHostKeys {
+			t.Fatalf("%d host keys", len(ks))
+		}
+		for _, k := range ks {
+			if len(k) > 80 || strings.ContainsAny(k, "\n\t") {
+				t.Fatalf("fingerprint %q", k)
+			}
+		}
+		if hf, ok := parseHistoryFile(map[string]string{"file": "/h", "lines": lines, "sum": sum, "head": head}); ok {
+			if hf.Lines < 0 || len(hf.Sum) != 64 || len(hf.HeadSum) != 64 {
+				t.Fatalf("history file %+v", hf)
+			}
+		}
+	})
+}
