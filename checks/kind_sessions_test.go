@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploylab/deploylab/payload/loadgen"
 )
 
 // TestSessionsEval: the sessions kind over the probe's output (pure; the
@@ -82,14 +84,20 @@ func TestSessionsProbe(t *testing.T) {
 			port := freePort(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			sock := filepath.Join(t.TempDir(), "s.sock")
 			cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1", "--port", fmt.Sprint(port), "--instances", "2",
-				"--sessions", tc.mode, "--stats-socket", filepath.Join(t.TempDir(), "s.sock"))
+				"--sessions", tc.mode, "--stats-socket", sock)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer func() { cancel(); _ = cmd.Wait() }()
 			waitHTTP(t, port, func() string { return "" })
-			time.Sleep(time.Second) // both workers up (the cluster is ready once each slot served)
+			// Both workers up: polled on the cluster's stats socket.
+			wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+			if err := loadgen.WaitClusterReady(wctx, sock, 2, nil); err != nil {
+				t.Fatal(err)
+			}
+			wcancel()
 			r := commandRubric(t, fmt.Sprintf("      - id: s\n        kind: sessions\n        port: %d\n        gets: 8\n", port))
 			o := r.ProbeOptions()
 			o.OnlyPorts, o.Ports, o.Paths, o.Search = true, nil, nil, []string{t.TempDir()}

@@ -46,6 +46,13 @@ type SessionsOptions struct {
 	Logout bool
 	// Workers is how many workers to read /sessions/stats from (0: skip).
 	Workers int
+	// Propagate, when set, replaces the fixed Settle by a condition: after
+	// a login (a logout), wait until Workers workers say they hold (no
+	// longer hold) the token (WaitHeld), for at most Propagate. Only for
+	// a server that shares its tokens (master mode): in memory mode the
+	// other workers never learn them. A wait that times out is counted in
+	// PropagateTimeouts.
+	Propagate time.Duration
 	// Timeout bounds each request (default 10s).
 	Timeout    time.Duration
 	Disruption []Disruption
@@ -114,6 +121,9 @@ type SessionsResult struct {
 	HandoverUS     int64 `json:"handover_us"`
 	// WorkersSeen is how many workers' stats were read.
 	WorkersSeen int `json:"workers_seen"`
+	// PropagateTimeouts counts the waits of SessionsOptions.Propagate that
+	// ended at their deadline.
+	PropagateTimeouts int `json:"propagate_timeouts,omitempty"`
 	// Rate is the GET /me throughput run (RunSessionsRate), when made.
 	Rate        *SessionsRate `json:"rate,omitempty"`
 	Explanation string        `json:"explanation"`
@@ -214,6 +224,44 @@ func (c *SessionClient) Tokens(ctx context.Context, workers int) (map[int]int, e
 	return out, nil
 }
 
+// WaitHeld polls GET /sessions/stats with tok as the bearer (fresh
+// connections, so the schedule spreads them) until workers distinct workers
+// answer that they hold it (held) or no longer hold it (!held), for at most
+// limit. A server that holds nothing (stateless: no "has" in the answer)
+// needs no wait.
+func (c *SessionClient) WaitHeld(ctx context.Context, tok string, workers int, held bool, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	state := map[int]bool{}
+	for {
+		code, b, err := c.do(ctx, "GET", "/sessions/stats", tok, nil)
+		var v struct {
+			PID int   `json:"pid"`
+			Has *bool `json:"has"`
+		}
+		if err == nil && code == 200 && json.Unmarshal(b, &v) == nil && v.PID != 0 {
+			if v.Has == nil {
+				return nil
+			}
+			state[v.PID] = *v.Has == held
+			n := 0
+			for _, ok := range state {
+				if ok {
+					n++
+				}
+			}
+			if n >= max(workers, 1) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the token did not reach %d workers in %s", workers, limit)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
 // RunSessions runs the scenario.
 func RunSessions(ctx context.Context, o SessionsOptions) (*SessionsResult, error) {
 	if o.URL == "" || o.Users < 1 || o.Gets < 0 {
@@ -290,9 +338,18 @@ func RunSessions(ctx context.Context, o SessionsOptions) (*SessionsResult, error
 						res.Logins++
 					}
 				})
+				settle := func(held bool) {
+					if o.Propagate <= 0 {
+						sleep(ctx, o.Settle)
+						return
+					}
+					if c.WaitHeld(ctx, tok, o.Workers, held, o.Propagate) != nil {
+						add(func() { res.PropagateTimeouts++ })
+					}
+				}
 				if err == nil {
 					me(tok, name, &res.EarlyLost, &res.Early)
-					sleep(ctx, o.Settle)
+					settle(true)
 					for range o.Gets {
 						me(tok, name, &res.Lost, &res.FollowUps)
 					}
@@ -307,7 +364,7 @@ func RunSessions(ctx context.Context, o SessionsOptions) (*SessionsResult, error
 								res.LogoutRefused++
 							}
 						})
-						sleep(ctx, o.Settle)
+						settle(false)
 						var leaks, checks int
 						code2, err := c.Me(ctx, tok, name)
 						if err == nil && (code2 == 200 || code2 == 401) {

@@ -29,5 +29,8 @@
 //
 // GET /sessions/stats answers this worker's counters as JSON (pid, mode,
 // tokens held, the last propagation delays, the last hand-over): what the
-// bench reads to measure propagation. It holds no token.
+// bench reads to measure propagation. It holds no token. With a bearer it
+// answers only whether this worker holds that token ({"pid","mode","has"};
+// no "has" in stateless mode): what the tests and loadgen's WaitHeld poll
+// to know a login or a logout reached every worker.
 package sessions

@@ -94,6 +94,8 @@ func (s *Server) Wrap(next http.Handler) http.Handler {
 			s.me(w, r)
 		case p == "/logout" && r.Method == http.MethodPost:
 			s.logout(w, r)
+		case p == "/sessions/stats" && r.Method == http.MethodGet && r.Header.Get("Authorization") != "":
+			writeJSON(w, http.StatusOK, s.holds(r))
 		case p == "/sessions/stats" && r.Method == http.MethodGet:
 			writeJSON(w, http.StatusOK, s.Stats())
 		default:
@@ -172,6 +174,24 @@ func (s *Server) lookup(r *http.Request) (tok, name string, ok bool) {
 	}
 	name, ok = s.store.Get(tok)
 	return tok, name, ok
+}
+
+// Holds is GET /sessions/stats's answer to a request with a bearer: whether
+// this worker holds that token (absent in stateless mode: nothing is held).
+// The tests and the bench poll it to know a token reached every worker.
+type Holds struct {
+	PID  int    `json:"pid"`
+	Mode string `json:"mode"`
+	Has  *bool  `json:"has,omitempty"`
+}
+
+func (s *Server) holds(r *http.Request) Holds {
+	h := Holds{PID: s.st.pid, Mode: s.st.mode}
+	if s.mode != Stateless {
+		_, _, ok := s.lookup(r)
+		h.Has = &ok
+	}
+	return h
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {

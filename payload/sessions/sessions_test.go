@@ -391,3 +391,34 @@ func TestHubEmptyHandover(t *testing.T) {
 		t.Errorf("empty hand-over sent %v, want one last, empty chunk", msgs)
 	}
 }
+
+// GET /sessions/stats with a bearer says whether this worker holds that
+// token (what loadgen's WaitHeld polls), and nothing else; stateless mode
+// holds nothing and says so by leaving "has" out.
+func TestStatsHolds(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) })
+	for _, tc := range []struct {
+		mode       Mode
+		own, other string // the "has" part for the own token and an unknown one
+	}{
+		{Memory, `"has":true`, `"has":false`},
+		{Master, `"has":true`, `"has":false`},
+		{Stateless, `"mode":"stateless"}`, `"mode":"stateless"}`},
+	} {
+		s, err := New(Options{Mode: tc.mode, Key: []byte("0123456789abcdef")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.Wrap(next)
+		tok := login(t, h, "ana")
+		for auth, want := range map[string]string{"Bearer " + tok: tc.own, "Bearer nope": tc.other, "garbage": tc.other} {
+			code, body := do(t, h, "GET", "/sessions/stats", auth, "", "")
+			if code != 200 || !strings.Contains(body, want) || strings.Contains(body, "samples") {
+				t.Errorf("%s, %.20q: %d %s, want %s and no samples", tc.mode, auth, code, body, want)
+			}
+		}
+		if code, body := do(t, h, "GET", "/sessions/stats", "", "", ""); code != 200 || !strings.Contains(body, `"samples"`) {
+			t.Errorf("%s without a bearer: %d %s, want the stats", tc.mode, code, body)
+		}
+	}
+}

@@ -152,7 +152,15 @@ if (cluster.isPrimary) {
     }
     res.status(204).end();
   });
-  app.get('/sessions/stats', (req, res) => res.json({ pid: process.pid, mode: MODE, tokens: store.size }));
+  // With a bearer: whether this worker holds that token (the tests and the
+  // bench wait on it for the propagation), and nothing else.
+  app.get('/sessions/stats', (req, res) => {
+    const tok = bearer(req);
+    if (req.get('Authorization')) {
+      return res.json({ pid: process.pid, mode: MODE, has: MODE === 'stateless' ? undefined : Boolean(tok && lookup(tok)) });
+    }
+    res.json({ pid: process.pid, mode: MODE, tokens: store.size });
+  });
   app.get('/', (req, res) => res.send('Hello World!'));
   // A body express.json refuses (not JSON, too large): 400, as Go answers.
   app.use((err, req, res, next) => res.status(400).json({ error: 'bad request' }));
