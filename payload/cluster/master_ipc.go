@@ -63,9 +63,16 @@ func (m *Master) Broadcast(v any) error { return m.broadcast(0, v) }
 func (m *Master) BroadcastExcept(except int, v any) error { return m.broadcast(except, v) }
 
 func userMsg(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+	var b []byte
+	if raw, ok := v.(json.RawMessage); ok && json.Valid(raw) {
+		// Already JSON (a message relayed as it came): sent as is, not
+		// re-encoded and compacted.
+		b = raw
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return nil, err
+		}
 	}
 	if len(b)+1 > maxMsg {
 		return nil, fmt.Errorf("message of %d bytes exceeds %d", len(b), maxMsg-1)

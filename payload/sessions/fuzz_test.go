@@ -48,7 +48,7 @@ func FuzzVerify(f *testing.F) {
 func FuzzParseMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"op":"add","tok":"abc","name":"ana","exp":5,"t":1}`, `{"op":"del","tok":"abc","t":1}`,
-		`{"op":"snap","toks":["abc"],"names":["ana"],"exps":[5],"t":1,"last":true}`, `{"op":"snap","toks":[]}`,
+		`{"op":"snap","data":"abc\tana\t5\n","t":1,"last":true}`, `{"op":"snap","data":""}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -77,7 +77,7 @@ func (s *Server) tell(m Message) {
 	send := s.send
 	s.sendMu.Unlock()
 	if send != nil {
-		_ = send(m) // the master is gone: this worker drains anyway
+		_ = send(m.wire()) // the master is gone: this worker drains anyway
 	}
 }
 
@@ -257,7 +257,7 @@ func (s *Server) OnMessage(raw json.RawMessage) {
 			s.snapDone, s.tombs = true, nil
 		}
 		s.tombMu.Unlock()
-		s.store.AddAll(m.Snap)
+		s.store.AddAll(m.Snap, min(m.Total, DefaultCap))
 		s.st.snap(len(m.Snap), m.Last, now)
 		return
 	}

@@ -43,7 +43,9 @@ func (h *Hub) OnMessage(b Broadcaster, from int, raw json.RawMessage) {
 	case "del":
 		h.store.Revoke(m.Tok)
 	}
-	_ = b.BroadcastExcept(from, m)
+	// The worker's own bytes, checked above, go on as they came: no
+	// second encoding per message.
+	_ = b.BroadcastExcept(from, raw)
 }
 
 // OnFork hands a new worker the whole current set, in chunks, before it
@@ -68,7 +70,7 @@ func (h *Hub) OnFork(send func(v any) error) {
 			j++
 		}
 		last := j >= len(es)
-		if err := send(Message{Op: "snap", Snap: es[i:j], T: t, Last: last, Total: len(es)}); err != nil || last {
+		if err := send(Message{Op: "snap", Snap: es[i:j], T: t, Last: last, Total: len(es)}.wire()); err != nil || last {
 			return
 		}
 		i = j

@@ -3,6 +3,8 @@ package sessions
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 )
 
 // Message is what workers and the master tell each other in master mode
@@ -10,33 +12,36 @@ import (
 //
 //	{"op":"add","tok":…,"name":…,"exp":…,"t":…}   a worker issued a token
 //	{"op":"del","tok":…,"t":…}                     a worker revoked one
-//	{"op":"snap","toks":[…],"names":[…],"exps":[…],"t":…,"last":true,"total":N}
+//	{"op":"snap","data":"tok\tname\texp\n…","t":…,"last":true,"total":N}
 //	                                               the master's state, in chunks, to a new worker
+//
+// A snapshot chunk carries its entries as one string, a line per token
+// (token, name and expiry separated by tabs: neither a token nor a name
+// holds a control character), so that a 10,000-token hand-over is a few
+// strings to split, not 30,000 JSON values to decode.
 //
 // t is when the event happened (unix ns, the host's clock): the receiving
 // worker measures propagation as its clock minus t.
 type Message struct {
-	Op    string  `json:"op"`
-	Tok   string  `json:"tok,omitempty"`
-	Name  string  `json:"name,omitempty"`
-	Exp   int64   `json:"exp,omitempty"`
-	T     int64   `json:"t"`
-	Snap  []Entry `json:"-"`
-	Last  bool    `json:"last,omitempty"`
-	Total int     `json:"total,omitempty"`
+	Op    string
+	Tok   string
+	Name  string
+	Exp   int64
+	T     int64
+	Snap  []Entry
+	Last  bool
+	Total int
 }
 
 type wireMsg struct {
-	Op    string   `json:"op"`
-	Tok   string   `json:"tok,omitempty"`
-	Name  string   `json:"name,omitempty"`
-	Exp   int64    `json:"exp,omitempty"`
-	T     int64    `json:"t"`
-	Toks  []string `json:"toks,omitempty"`
-	Names []string `json:"names,omitempty"`
-	Exps  []int64  `json:"exps,omitempty"`
-	Last  bool     `json:"last,omitempty"`
-	Total int      `json:"total,omitempty"`
+	Op    string `json:"op"`
+	Tok   string `json:"tok,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Exp   int64  `json:"exp,omitempty"`
+	T     int64  `json:"t"`
+	Data  string `json:"data,omitempty"`
+	Last  bool   `json:"last,omitempty"`
+	Total int    `json:"total,omitempty"`
 }
 
 // snapChunk is the most entries one snapshot message carries; the hub also
@@ -47,16 +52,32 @@ const (
 	snapBytes = 48 << 10
 )
 
-// MarshalJSON writes the wire form.
-func (m Message) MarshalJSON() ([]byte, error) {
+// wire is m's wire form. The hub and the workers send it (a plain struct:
+// encoding/json writes it in one pass, where a MarshalJSON method's output
+// would be validated and compacted again).
+func (m Message) wire() wireMsg {
 	w := wireMsg{Op: m.Op, Tok: m.Tok, Name: m.Name, Exp: m.Exp, T: m.T, Last: m.Last, Total: m.Total}
-	for _, e := range m.Snap {
-		w.Toks = append(w.Toks, e.Token)
-		w.Names = append(w.Names, e.Name)
-		w.Exps = append(w.Exps, e.Exp)
+	if len(m.Snap) > 0 {
+		n := 0
+		for _, e := range m.Snap {
+			n += len(e.Token) + len(e.Name) + 22
+		}
+		b := make([]byte, 0, n)
+		for _, e := range m.Snap {
+			b = append(b, e.Token...)
+			b = append(b, '\t')
+			b = append(b, e.Name...)
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, e.Exp, 10)
+			b = append(b, '\n')
+		}
+		w.Data = string(b)
 	}
-	return json.Marshal(w)
+	return w
 }
+
+// MarshalJSON writes the wire form.
+func (m Message) MarshalJSON() ([]byte, error) { return json.Marshal(m.wire()) }
 
 var errBadMsg = errors.New("sessions: malformed message")
 
@@ -71,24 +92,32 @@ func ParseMessage(b []byte) (Message, error) {
 	m := Message{Op: w.Op, Tok: w.Tok, Name: w.Name, Exp: w.Exp, T: w.T, Last: w.Last, Total: w.Total}
 	switch w.Op {
 	case "add":
-		if !validToken(w.Tok) || !ValidName(w.Name) || len(w.Toks)+len(w.Names)+len(w.Exps) > 0 {
+		if !validToken(w.Tok) || !ValidName(w.Name) || w.Data != "" {
 			return Message{}, errBadMsg
 		}
 	case "del":
-		if !validToken(w.Tok) || len(w.Toks)+len(w.Names)+len(w.Exps) > 0 {
+		if !validToken(w.Tok) || w.Data != "" {
 			return Message{}, errBadMsg
 		}
 	case "snap":
-		n := len(w.Toks)
-		if n > snapChunk || len(w.Names) != n || len(w.Exps) != n || w.Tok != "" {
+		if w.Tok != "" {
 			return Message{}, errBadMsg
 		}
-		m.Snap = make([]Entry, n)
-		for i := range n {
-			if !validToken(w.Toks[i]) || !ValidName(w.Names[i]) {
+		n := strings.Count(w.Data, "\n")
+		if n > snapChunk || w.Data != "" && !strings.HasSuffix(w.Data, "\n") {
+			return Message{}, errBadMsg
+		}
+		m.Snap = make([]Entry, 0, n)
+		for rest := w.Data; rest != ""; {
+			line, tail, _ := strings.Cut(rest, "\n")
+			rest = tail
+			tok, r, ok1 := strings.Cut(line, "\t")
+			name, exps, ok2 := strings.Cut(r, "\t")
+			exp, err := strconv.ParseInt(exps, 10, 64)
+			if !ok1 || !ok2 || err != nil || !validToken(tok) || !ValidName(name) {
 				return Message{}, errBadMsg
 			}
-			m.Snap[i] = Entry{Token: w.Toks[i], Name: w.Names[i], Exp: w.Exps[i]}
+			m.Snap = append(m.Snap, Entry{Token: tok, Name: name, Exp: exp})
 		}
 	default:
 		return Message{}, errBadMsg
@@ -96,8 +125,16 @@ func ParseMessage(b []byte) (Message, error) {
 	return m, nil
 }
 
-// validToken: what ParseBearer accepts.
+// validToken: what ParseBearer accepts, without building a header.
 func validToken(t string) bool {
-	_, ok := ParseBearer("Bearer " + t)
-	return ok && t != ""
+	if t == "" || len(t) > MaxToken {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

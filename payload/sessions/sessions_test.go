@@ -171,7 +171,7 @@ func TestParseMessage(t *testing.T) {
 	good := []string{
 		`{"op":"add","tok":"` + tok + `","name":"ana","exp":5,"t":1}`,
 		`{"op":"del","tok":"` + tok + `","t":1}`,
-		`{"op":"snap","toks":["` + tok + `"],"names":["ana"],"exps":[5],"t":1,"last":true,"total":1}`,
+		`{"op":"snap","data":"` + tok + `\tana\t5\n` + tok + `x\tana <b>\t6\n","t":1,"last":true,"total":2}`,
 		`{"op":"snap","t":1,"last":true}`,
 	}
 	for _, g := range good {
@@ -182,20 +182,31 @@ func TestParseMessage(t *testing.T) {
 	bad := []string{
 		``, `{}`, `[]`, `{"op":"add"}`, `{"op":"add","tok":"a b","name":"x"}`,
 		`{"op":"add","tok":"` + tok + `","name":""}`, `{"op":"del"}`, `{"op":"boom","tok":"x"}`,
-		`{"op":"snap","toks":["x"]}`, `{"op":"snap","toks":[1],"names":[2],"exps":[3]}`, `{"op":"snap","toks":["x"],"names":[""],"exps":[1]}`,
-		`{"op":"snap","toks":"x"}`,
+		`{"op":"snap","data":"x"}`, `{"op":"snap","data":"x\tana\n"}`, `{"op":"snap","data":"x\t\t1\n"}`, `{"op":"snap","data":"x y\tana\t1\n"}`,
+		`{"op":"snap","data":"x\tana\tnope\n"}`, `{"op":"snap","data":7}`, `{"op":"snap","data":"x\tan\u0007a\t1\n"}`,
+		`{"op":"snap","tok":"x","data":""}`, `{"op":"add","tok":"` + tok + `","name":"ana","data":"x"}`,
 	}
 	for _, b := range bad {
 		if _, err := ParseMessage([]byte(b)); err == nil {
 			t.Errorf("ParseMessage(%s) accepted it", b)
 		}
 	}
-	// A hub chunk round-trips.
-	m := Message{Op: "snap", Snap: []Entry{{Token: tok, Name: "ana", Exp: 7}}, T: 3, Last: true, Total: 1}
+	// A hub chunk round-trips, names with quotes and markup included.
+	m := Message{Op: "snap", Snap: []Entry{{Token: tok, Name: "ana", Exp: 7}, {Token: tok + "2", Name: `"<b>" \ ñ`, Exp: 8}}, T: 3, Last: true, Total: 2}
 	b, _ := json.Marshal(m)
 	got, err := ParseMessage(b)
-	if err != nil || len(got.Snap) != 1 || got.Snap[0] != m.Snap[0] || !got.Last {
+	if err != nil || len(got.Snap) != 2 || got.Snap[0] != m.Snap[0] || got.Snap[1] != m.Snap[1] || !got.Last || got.Total != 2 {
 		t.Errorf("round trip of %s: %+v %v", b, got, err)
+	}
+	// More entries than a chunk may hold are refused.
+	big := Message{Op: "snap"}
+	for i := range snapChunk + 1 {
+		big.Snap = append(big.Snap, Entry{Token: fmt.Sprint("t", i), Name: "a", Exp: 1})
+	}
+	if b, _ := json.Marshal(big); len(b) < 64<<10 {
+		if _, err := ParseMessage(b); err == nil {
+			t.Errorf("a chunk of %d entries accepted", snapChunk+1)
+		}
 	}
 }
 
@@ -303,7 +314,11 @@ type recorder struct {
 func (r *recorder) BroadcastExcept(except int, v any) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sent = append(r.sent, v.(Message))
+	m, err := ParseMessage(v.(json.RawMessage)) // relayed as it came
+	if err != nil {
+		return err
+	}
+	r.sent = append(r.sent, m)
 	return nil
 }
 
@@ -387,7 +402,7 @@ func TestHubChunksFitMessages(t *testing.T) {
 func TestHubEmptyHandover(t *testing.T) {
 	var msgs []any
 	NewHub(0).OnFork(func(v any) error { msgs = append(msgs, v); return nil })
-	if len(msgs) != 1 || !msgs[0].(Message).Last {
+	if len(msgs) != 1 || !msgs[0].(wireMsg).Last {
 		t.Errorf("empty hand-over sent %v, want one last, empty chunk", msgs)
 	}
 }

@@ -41,11 +41,19 @@ func (s *Store) Add(e Entry) bool {
 	return s.addLocked(e, time.Now().Unix())
 }
 
-// AddAll adds every entry (a snapshot from the master).
-func (s *Store) AddAll(es []Entry) {
+// AddAll adds every entry (a snapshot from the master); hint is how many
+// the whole snapshot holds (0 if unknown).
+func (s *Store) AddAll(es []Entry, hint int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().Unix()
+	if len(s.m) == 0 && len(s.order) == s.head {
+		// A new worker's first chunk: room for the whole set at once
+		// (the master's total, at most the cap), not grown map by map.
+		s.m = make(map[string]Entry, min(max(hint, len(es)), s.cap))
+		s.order = make([]string, 0, min(max(hint, len(es)), s.cap))
+		s.head = 0
+	}
 	for _, e := range es {
 		s.addLocked(e, now)
 	}
