@@ -20,6 +20,9 @@ func (*anyOfCheck) describe(func(k, v string)) {}
 
 func (*anyOfCheck) eval(e *env, c *Check) Result {
 	var fails, errs, skips []string
+	// first is why the first alternative (the practice's own way) failed:
+	// the reason a student reads; Evidence lists every alternative.
+	first := ""
 	for i := range c.Checks {
 		alt := &c.Checks[i]
 		r := e.eval(alt)
@@ -36,6 +39,9 @@ func (*anyOfCheck) eval(e *env, c *Check) Result {
 				s += " (" + r.Evidence + ")"
 			}
 			fails = append(fails, s)
+			if first == "" {
+				first = r.Reason
+			}
 		case Error:
 			errs = append(errs, label+": "+r.Reason)
 		case Skip:
@@ -48,7 +54,10 @@ func (*anyOfCheck) eval(e *env, c *Check) Result {
 		r.Evidence = strings.Join(fails, "; ")
 		return r
 	case len(fails) > 0:
-		return failed(strings.Join(fails, "; "), "no se cumple ninguna alternativa")
+		if first == "" {
+			first = "no se cumple ninguna alternativa"
+		}
+		return failed(strings.Join(fails, "; "), "%s", first)
 	}
 	return skipf("%s", strings.Join(skips, "; "))
 }

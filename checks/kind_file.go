@@ -117,12 +117,12 @@ func (f *fileCheck) eval(e *env, _ *Check) Result {
 		return pass(strings.Join(firstN(ok, 3), "; "))
 	}
 	if len(ok) > 0 {
-		return failed(strings.Join(firstN(ok, 3), "; "), "%d ficheros, se esperaban al menos %d", len(ok), f.Min)
+		return failed(strings.Join(firstN(ok, 3), "; "), "%s, %s", nouns(len(ok), "fichero", "ficheros"), expected("al menos", f.Min))
 	}
 	if len(near) > 0 {
 		return failed(strings.Join(firstN(near, 4), "; "), "ningún fichero %s con el contenido esperado", f.PathGlob)
 	}
-	return failed(fmt.Sprintf("%d ficheros de proyecto vistos", len(e.f.Files)), "ningún fichero %s", f.PathGlob)
+	return failed(nouns(len(e.f.Files), "fichero de proyecto visto", "ficheros de proyecto vistos"), "ningún fichero %s", f.PathGlob)
 }
 
 // globRegexp turns a path glob into a regexp: a pattern without a slash

@@ -45,7 +45,7 @@ func (h *historyCheck) eval(e *env, _ *Check) Result {
 		return pass(strings.Join(firstN(lines, 3), " | "))
 	}
 	if len(lines) > 0 {
-		return failed(strings.Join(lines, " | "), "%d órdenes en el historial, se esperaban al menos %d", len(lines), h.Min)
+		return failed(strings.Join(lines, " | "), "%s en el historial, %s", nouns(len(lines), "orden", "órdenes"), expected("al menos", h.Min))
 	}
-	return failed(fmt.Sprintf("%d líneas de historial relevantes vistas", len(e.f.History)), "el historial no muestra /%s/", h.Pattern)
+	return failed(fmt.Sprintf("%s; se buscó /%s/", nouns(len(e.f.History), "línea de historial vista", "líneas de historial vistas"), h.Pattern), "el historial no muestra esa orden")
 }

@@ -139,36 +139,40 @@ func (p *pm2Check) evalDump(e *env) Result {
 		return failed("", "no hay ningún dump.pm2: nunca se hizo pm2 save")
 	}
 	var fails []string
+	why := "" // the first group's failure, said to the student
 	for _, g := range groups {
 		ev := strings.Replace(g.describe(), "pm2 jlist:", "guardada en "+g.daemon+":", 1)
-		if r := p.judge(e, g, ev); r != "" {
-			fails = append(fails, r)
+		if r := p.judge(e, g); r != "" {
+			fails = append(fails, ev+": "+r)
+			if why == "" {
+				why = "«" + g.name + "» guardada en dump.pm2: " + r
+			}
 			continue
 		}
 		return pass(ev)
 	}
-	return failed(strings.Join(fails, "; "), "la aplicación guardada en dump.pm2 no cumple lo pedido")
+	return failed(strings.Join(fails, "; "), "%s", why)
 }
 
-// judge returns why g does not meet the check's mode and instances ("" when
+// judge returns, in a few words, why g does not meet the check's mode and instances ("" when
 // it does).
-func (p *pm2Check) judge(e *env, g pm2Group, ev string) string {
+func (p *pm2Check) judge(e *env, g pm2Group) string {
 	if p.ExecMode != "" {
 		want := p.ExecMode + "_mode"
 		for _, a := range g.apps {
 			if a.ExecMode != want {
-				return ev + ": exec_mode no es " + want
+				return fmt.Sprintf("está en modo %s, no en modo %s", strings.TrimSuffix(a.ExecMode, "_mode"), p.ExecMode)
 			}
 		}
 	}
 	if p.Instances != nil {
 		want, _ := p.Instances.Resolve(e.f.CPUs)
 		if g.online() < want {
-			return fmt.Sprintf("%s: se esperaban %d instancias online (%s)", ev, want, p.Instances)
+			return fmt.Sprintf("%s online, %s (%s)", nouns(g.online(), "instancia", "instancias"), expected("al menos", want), countWords(*p.Instances))
 		}
 	}
 	if p.Online && (g.online() < len(g.apps) || len(g.apps) == 0) {
-		return ev + ": no todas las instancias están online"
+		return "no todas las instancias están online"
 	}
 	return ""
 }
@@ -217,10 +221,14 @@ func (p *pm2Check) eval(e *env, _ *Check) Result {
 		return failed("pm2 jlist: []", "PM2 no gestiona ninguna aplicación%s", map[bool]string{true: " que case con /" + p.App + "/", false: ""}[p.App != ""])
 	}
 	var fails []string
+	why := ""
 	for _, g := range groups {
 		ev := g.describe()
-		if r := p.judge(e, g, ev); r != "" {
-			fails = append(fails, r)
+		if r := p.judge(e, g); r != "" {
+			fails = append(fails, ev+": "+r)
+			if why == "" {
+				why = "«" + g.name + "» en PM2: " + r
+			}
 			continue
 		}
 		if p.Saved {
@@ -234,11 +242,29 @@ func (p *pm2Check) eval(e *env, _ *Check) Result {
 			}
 			if saved == "" {
 				fails = append(fails, ev+": no está guardada con pm2 save (no aparece en dump.pm2)")
+				if why == "" {
+					why = "«" + g.name + "» no está guardada con pm2 save"
+				}
 				continue
 			}
 			ev += ", guardada en " + saved
 		}
 		return pass(ev)
 	}
-	return failed(strings.Join(fails, "; "), "la aplicación de PM2 no cumple lo pedido")
+	return failed(strings.Join(fails, "; "), "%s", why)
+}
+
+// countWords says a Count the way a student reads it: "una por CPU", "una
+// por CPU menos una".
+func countWords(c Count) string {
+	if !c.CPUs {
+		return "lo pedido: " + c.String()
+	}
+	switch {
+	case c.N == 0:
+		return "una por CPU"
+	case c.N == -1:
+		return "una por CPU menos una"
+	}
+	return fmt.Sprintf("una por CPU menos %d", -c.N)
 }

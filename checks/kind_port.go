@@ -51,7 +51,7 @@ func (p *portCheck) eval(e *env, c *Check) Result {
 				return errorf("no se conoce el número de CPU del host")
 			}
 			if n < want {
-				fails = append(fails, fmt.Sprintf("%s: %d workers, se esperaban al menos %d", s.Describe(), n, want))
+				fails = append(fails, fmt.Sprintf("%s: %s, %s", s.Describe(), nouns(n, "worker", "workers"), expected("al menos", want)))
 				continue
 			}
 		}
@@ -61,7 +61,7 @@ func (p *portCheck) eval(e *env, c *Check) Result {
 				return errorf("no se conoce el número de CPU del host")
 			}
 			if n > want {
-				fails = append(fails, fmt.Sprintf("%s: %d workers, se esperaban como mucho %d", s.Describe(), n, want))
+				fails = append(fails, fmt.Sprintf("%s: %s, %s", s.Describe(), nouns(n, "worker", "workers"), expected("como mucho", want)))
 				continue
 			}
 		}

@@ -59,5 +59,5 @@ func (p *processCheck) eval(e *env, _ *Check) Result {
 	if len(lines) == 0 {
 		return failed("ningún proceso casa con /"+p.Cmdline+"/", "el proceso no está en ejecución")
 	}
-	return failed(ev, "%d procesos, se esperaban al menos %d", len(lines), p.Min)
+	return failed(ev, "%s, %s", nouns(len(lines), "proceso", "procesos"), expected("al menos", p.Min))
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -439,12 +441,26 @@ func (e *env) evalTop(c *Check) Result {
 	if what == "" {
 		what = c.ID
 	}
-	res.Reason = fmt.Sprintf("Parcial (%s de esta comprobación): falta «%s» (%s), pero %s.", sharePct(ev.Share), what, strings.TrimSuffix(res.Reason, "."), label)
+	res.Reason = fmt.Sprintf("Parcial (%s de esta comprobación): falta «%s» (%s), pero %s.", sharePct(ev.Share), what, strings.TrimSuffix(res.Reason, "."), midSentence(label))
 	if res.Evidence != "" {
 		res.Evidence += " · "
 	}
 	res.Evidence += "evidencia de trabajo: " + found.Evidence
 	return res
+}
+
+// midSentence is a check's name written in the middle of a sentence: its
+// first letter in lower case, unless it starts a name or an acronym ("PM2",
+// "GET /").
+func midSentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if !unicode.IsUpper(r) {
+		return s
+	}
+	if next, _ := utf8.DecodeRuneInString(s[n:]); unicode.IsUpper(next) || unicode.IsDigit(next) {
+		return s
+	}
+	return string(unicode.ToLower(r)) + s[n:]
 }
 
 // sharePct writes a share as a percentage ("50 %").

@@ -65,7 +65,11 @@ func Feedback(r *checks.Rubric, row Row, m Manual) string {
 			if name == "" {
 				name = ch.ID
 			}
-			fmt.Fprintf(&b, "  %s %s\n", outcomeMark[ch.Outcome], name)
+			mark := outcomeMark[ch.Outcome]
+			if ch.Partial() {
+				mark = "[parcial]      "
+			}
+			fmt.Fprintf(&b, "  %s %s\n", mark, name)
 			if ch.Outcome != checks.Pass && ch.Reason != "" {
 				fmt.Fprintf(&b, "      motivo: %s\n", ch.Reason)
 			}

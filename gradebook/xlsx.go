@@ -40,6 +40,18 @@ var outcomeLabel = map[checks.Outcome]string{
 	checks.Error: "sin comprobar",
 }
 
+// labelPartial is the label of a check that failed but earned part of its
+// weight from the evidence of work on the host.
+const labelPartial = "parcial"
+
+// resultLabel is the Resultado of one check: "parcial" for a partial mark.
+func resultLabel(ch checks.Result) string {
+	if ch.Partial() {
+		return labelPartial
+	}
+	return outcomeLabel[ch.Outcome]
+}
+
 // CriterionHeader is the Notas column header of a criterion.
 func CriterionHeader(c checks.Criterion) string {
 	return fmt.Sprintf("%s (%s)", c.Name, fmtScore(c.Points))
@@ -356,7 +368,8 @@ func benchRoute(r *checks.Rubric, opts XLSXOptions) string {
 type styles struct {
 	header, wrap, score, manual, total int
 	override, invalid                  int
-	pass, failS, errS, skip, review    int
+	pass, partial, failS, errS, skip   int
+	review                             int
 	suggested, suggestedManual         int
 }
 
@@ -390,6 +403,7 @@ func newStyles(x *excelize.File) (styles, error) {
 	s.override = mk(&excelize.Style{CustomNumFmt: &two, Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"F8CBAD"}}})
 	s.invalid = mk(&excelize.Style{Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"FF7C80"}}})
 	s.pass = mkc("C6EFCE")
+	s.partial = mkc("FFF3B0")
 	s.failS = mkc("FFC7CE")
 	s.errS = mkc("FFEB9C")
 	s.skip = mkc("E7E6E6")
@@ -675,7 +689,7 @@ func writeDetalle(x *excelize.File, st styles, r *checks.Rubric, rows []Row) err
 				if name == "" {
 					name = ch.ID
 				}
-				vals := []any{row.Name, row.Host, c.Name, name, string(ch.Kind), ch.Weight, outcomeLabel[ch.Outcome], ch.Evidence, ch.Reason}
+				vals := []any{row.Name, row.Host, c.Name, name, string(ch.Kind), ch.Weight, resultLabel(ch), ch.Evidence, ch.Reason}
 				if err := x.SetSheetRow(sh, cell(1, rn), &vals); err != nil {
 					return err
 				}
@@ -700,7 +714,7 @@ func writeDetalle(x *excelize.File, st styles, r *checks.Rubric, rows []Row) err
 	for _, o := range []struct {
 		label string
 		style int
-	}{{outcomeLabel[checks.Pass], st.pass}, {outcomeLabel[checks.Fail], st.failS}, {outcomeLabel[checks.Error], st.errS}, {outcomeLabel[checks.Skip], st.skip}} {
+	}{{outcomeLabel[checks.Pass], st.pass}, {labelPartial, st.partial}, {outcomeLabel[checks.Fail], st.failS}, {outcomeLabel[checks.Error], st.errS}, {outcomeLabel[checks.Skip], st.skip}} {
 		s := o.style
 		cf = append(cf, excelize.ConditionalFormatOptions{Type: "cell", Criteria: "==", Value: `"` + o.label + `"`, Format: &s})
 	}

@@ -156,6 +156,9 @@ func BuildClass(r *checks.Rubric, rows []gradebook.Row, manual map[string]gradeb
 						name = ch.ID
 					}
 					cc := classCheck{Name: name, Outcome: string(ch.Outcome), Word: outcomeWord(ch.Outcome), Reason: ch.Reason, Evidence: ch.Evidence}
+					if ch.Partial() {
+						cc.Outcome, cc.Word = "partial", "parcial"
+					}
 					if ch.Outcome == checks.Fail || ch.Outcome == checks.Error {
 						cc.Fix = fixFor(ch)
 					}
@@ -349,7 +352,7 @@ td.cell a { color: #fff; text-decoration: none; display: block; }
 td.cell.cell-partial a, td.cell.cell-pending a { color: #222; }
 .student h3 { border-bottom: 1px solid #ccc; }
 .check { margin: 4px 0 4px 12px; font-size: 13px; }
-.check .o-pass { color: #2ca02c; font-weight: bold; } .check .o-fail { color: #d62728; font-weight: bold; } .check .o-error, .check .o-skip { color: #666; font-weight: bold; }
+.check .o-pass { color: #2ca02c; font-weight: bold; } .check .o-fail { color: #d62728; font-weight: bold; } .check .o-partial { color: #b38f00; font-weight: bold; } .check .o-error, .check .o-skip { color: #666; font-weight: bold; }
 .evidence { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; background: #f6f6f6; padding: 2px 6px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .fix { color: #1f4e79; }
 .criterion:target { outline: 3px solid #1f77b4; }
