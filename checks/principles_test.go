@@ -185,10 +185,17 @@ func TestPrincipleEveryAlternative(t *testing.T) {
 func TestPrincipleWeakerUseOfPM2(t *testing.T) {
 	fork := pm2Running("root", "/root", PM2App{Name: "app", PID: 800, ExecMode: "fork_mode", Status: "online", Script: "/root/p/app.js"})
 	noApps := pm2Running("root", "/root")
+	usedNotRunning := with(stoppedStudent(), func(f *HostFacts) {
+		f.Tools = tools("node", "npm", "loadtest", "pm2")
+		f.History = hist("npm install -g pm2", "pm2 ls")
+	})
 	runPrinciples(t, []principleCase{
 		{"fork mode: half", fork, nil, "pm2.cluster", Fail, 0.5, "pero PM2 ejecuta la aplicación en modo fork (un solo proceso)."},
 		{"started with no apps: a quarter", noApps, nil, "pm2.cluster", Fail, 0.25, "pero PM2 está arrancado, aunque sin la aplicación en marcha."},
-		{"not installed: nothing", stoppedStudent(), nil, "pm2.cluster", Fail, 0, "no se cumple ninguna alternativa"},
+		{"installed and typed, not running (rebooted): a quarter", usedNotRunning, nil, "pm2.cluster", Fail, 0.25, "pero PM2 está instalado y el historial muestra que lo usaste, aunque no está en marcha."},
+		{"typed but not installed: nothing", with(usedNotRunning, func(f *HostFacts) { f.Tools = tools("node", "npm", "loadtest") }), nil, "pm2.cluster", Fail, 0, "PM2 no está en ejecución"},
+		{"installed, never typed: nothing", with(usedNotRunning, func(f *HostFacts) { f.History = hist("npm install -g pm2 loadtest", "node app.js &") }), nil, "pm2.cluster", Fail, 0, "PM2 no está en ejecución"},
+		{"not installed: nothing", stoppedStudent(), nil, "pm2.cluster", Fail, 0, "PM2 no está en ejecución"},
 	})
 	// And the criterion's mark orders them: cluster > fork > no apps > none.
 	r := loadDefault(t)
@@ -201,8 +208,8 @@ func TestPrincipleWeakerUseOfPM2(t *testing.T) {
 		return -1
 	}
 	cluster := pm2Running("root", "/root", clusterApps(2, "/root/p/app.js")...)
-	if !(mark(cluster) > mark(fork) && mark(fork) > mark(noApps) && mark(noApps) > mark(stoppedStudent())) {
-		t.Errorf("pm2 marks: cluster %v, fork %v, no apps %v, none %v", mark(cluster), mark(fork), mark(noApps), mark(stoppedStudent()))
+	if !(mark(cluster) > mark(fork) && mark(fork) > mark(noApps) && mark(noApps) == mark(usedNotRunning) && mark(usedNotRunning) > mark(stoppedStudent())) {
+		t.Errorf("pm2 marks: cluster %v, fork %v, no apps %v, used but not running %v, none %v", mark(cluster), mark(fork), mark(noApps), mark(usedNotRunning), mark(stoppedStudent()))
 	}
 }
 
