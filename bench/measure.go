@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -75,7 +74,7 @@ type runner interface {
 // observeHost gathers, in one round trip (observe's script), the host's
 // facts and what it shows of each plan server: is its port listening, who
 // holds it, and (for a unit) its main PID, cgroup and command line.
-func observeHost(ctx context.Context, r runner, servers []Server) (remote.Facts, []serverProbe, error) {
+func observeHost(ctx context.Context, r runner, servers []Server) (observe.Host, []serverProbe, error) {
 	o := observe.Options{Parts: slices.Clone(observe.FactsParts)}
 	for _, s := range servers {
 		if s.Unit != "" && !slices.Contains(o.Units, s.Unit) {
@@ -85,18 +84,14 @@ func observeHost(ctx context.Context, r runner, servers []Server) (remote.Facts,
 	if len(o.Units) > 0 {
 		o.Parts = append(o.Parts, observe.PartUnits)
 	}
-	res, err := r.Run(ctx, observe.CommandLine(o))
+	h, err := observe.Gather(ctx, func(ctx context.Context, cmd string) ([]byte, []byte, int, error) {
+		res, err := r.Run(ctx, cmd)
+		return res.Stdout, res.Stderr, res.ExitCode, err
+	}, o)
 	if err != nil {
-		return remote.Facts{}, nil, fmt.Errorf("gather facts: %w", err)
+		return observe.Host{}, nil, err
 	}
-	h, err := observe.Parse(res.Stdout)
-	if err == nil && !h.Complete {
-		err = errors.New("output incomplete (no end marker)")
-	}
-	if err != nil {
-		return remote.Facts{}, nil, fmt.Errorf("gather facts: %w (exit status %d, stderr %q)", err, res.ExitCode, firstLine(res.Stderr))
-	}
-	return remote.FactsOf(h), serverProbes(h, servers), nil
+	return h, serverProbes(h, servers), nil
 }
 
 // serverProbes reads what the host showed of each server.

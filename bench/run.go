@@ -14,6 +14,7 @@ import (
 	"github.com/deploylab/deploylab/bench/loadtestfmt"
 	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/payload/loadgen"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -196,7 +197,7 @@ type hostRun struct {
 	batch                         string
 	exec                          remote.Executor
 	info                          HostInfo
-	facts                         remote.Facts
+	facts                         observe.Host
 	loadgen                       string // path on the host
 	sumcluster                    string // path on the host, when a sessions scenario needs it
 	loadtestPath, loadtestVersion string
@@ -377,8 +378,8 @@ func (h *hostRun) setup(ctx context.Context) error {
 		}
 	}
 	if h.opts.Tool == ToolLoadtest {
-		t := f.Tools["loadtest"]
-		if !t.Present {
+		t, ok := f.UserTool("loadtest")
+		if !ok {
 			return h.errorf(fail.Failed, "install it on the host (sudo npm install -g loadtest) or use --tool loadgen", "loadtest is not installed (not on the PATH)")
 		}
 		h.loadtestPath, h.loadtestVersion = t.Path, t.Version

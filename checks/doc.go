@@ -46,7 +46,7 @@
 //     error with the evidence it saw and, unless it passed, a reason a student
 //     understands; describe(add) lists the declared parameters for the
 //     teacher's Rúbrica sheet;
-//   - optionally probe(o *ProbeOptions), when the probe must observe
+//   - optionally probe(o *observe.Options), when the probe must observe
 //     something the rubric names (a path to GET, a unit, a command);
 //   - an init that calls register(kind, doc, constructor): the doc line is
 //     the kind's row in README's table of check kinds (KindsTable), which

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,7 +44,7 @@ func (b *blockingCheck) describe(add func(k, v string)) {
 	add("short", b.Short)
 }
 
-func (b *blockingCheck) probe(o *ProbeOptions) { o.BlockHeavy, o.BlockShort = b.Heavy, b.Short }
+func (b *blockingCheck) probe(o *observe.Options) { o.BlockHeavy, o.BlockShort = b.Heavy, b.Short }
 
 func (b *blockingCheck) eval(e *env, c *Check) Result {
 	servers, res := e.pick(c)

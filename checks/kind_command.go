@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"fmt"
 	"hash/fnv"
 	"regexp"
@@ -47,7 +49,7 @@ func (c *commandCheck) describe(add func(k, v string)) {
 	add("output", c.Output)
 }
 
-func (c *commandCheck) probe(o *ProbeOptions) { o.Commands = addUnique(o.Commands, c.Run) }
+func (c *commandCheck) probe(o *observe.Options) { o.Commands = addCommand(o.Commands, c.Run) }
 
 // CommandKey is the name under which the probe reports the output of a
 // command the rubric asked for.

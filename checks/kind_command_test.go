@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"bytes"
 	"context"
 	"os/exec"
@@ -106,7 +108,7 @@ func TestCommandProbe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-s")
-	cmd.Stdin = bytes.NewReader(ProbeScript(o))
+	cmd.Stdin = bytes.NewReader(observe.Script(o))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -56,7 +58,7 @@ func (f *fileCheck) describe(add func(k, v string)) {
 
 // probe asks the probe to read an absolute, simple glob even when it lies
 // outside the directories it searches.
-func (f *fileCheck) probe(o *ProbeOptions) {
+func (f *fileCheck) probe(o *observe.Options) {
 	if strings.HasPrefix(f.PathGlob, "/") && !strings.Contains(f.PathGlob, "**") && !strings.ContainsAny(f.PathGlob, "{'\"") {
 		o.Files = addUnique(o.Files, f.PathGlob)
 	}

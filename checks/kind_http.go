@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"fmt"
 	"regexp"
 	"strconv"
@@ -43,7 +45,7 @@ func (h *httpCheck) describe(add func(k, v string)) {
 	}
 }
 
-func (h *httpCheck) probe(o *ProbeOptions) { o.Paths = addUnique(o.Paths, h.Path) }
+func (h *httpCheck) probe(o *observe.Options) { o.Paths = addUnique(o.Paths, h.Path) }
 
 // ErrNoHTTPClient is the HTTPProbe.Error the probe reports when the host had
 // no way to make a request (no curl, wget or bash).

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,7 +68,7 @@ printf 'logout='; curl -s -m 5 -o /dev/null -w '%%{http_code}\n' -X POST -H "Aut
 sleep 0.3; printf 'after='; me`, s.Port, s.Gets)
 }
 
-func (s *sessionsCheck) probe(o *ProbeOptions) { o.Commands = addUnique(o.Commands, s.script()) }
+func (s *sessionsCheck) probe(o *observe.Options) { o.Commands = addCommand(o.Commands, s.script()) }
 
 // sessionsRun is what the script printed (untrusted: parsed line by line,
 // unknown lines ignored, statuses counted, never indexed).

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"regexp"
 	"strconv"
 	"strings"
@@ -48,7 +50,7 @@ func (s *systemdCheck) describe(add func(k, v string)) {
 	}
 }
 
-func (s *systemdCheck) probe(o *ProbeOptions) { o.Units = addUnique(o.Units, s.Unit) }
+func (s *systemdCheck) probe(o *observe.Options) { o.Units = addUnique(o.Units, s.Unit) }
 
 func unitLine(u Unit) string {
 	s := u.Name + ": " + u.Enabled + ", " + u.Active

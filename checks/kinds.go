@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"fmt"
 	"math"
 	"regexp"
@@ -37,7 +39,7 @@ type Params interface {
 // prober is implemented by the kinds that need the probe to observe
 // something the rubric names (a path to GET, a unit, a command to run).
 type prober interface {
-	probe(o *ProbeOptions)
+	probe(o *observe.Options)
 }
 
 // kindDef is one entry of the registry.
@@ -370,6 +372,15 @@ func (d *decoder) alternatives(key string) {
 		seen[alt.ID] = true
 		d.c.Checks = append(d.c.Checks, alt)
 	}
+}
+
+// addCommand appends the command run to list unless it is there; it is
+// reported under CommandKey(run).
+func addCommand(list []observe.Command, run string) []observe.Command {
+	if !slices.ContainsFunc(list, func(c observe.Command) bool { return c.Run == run }) {
+		list = append(list, observe.Command{Name: CommandKey(run), Run: run})
+	}
+	return list
 }
 
 // addUnique appends s to list unless it is there.

@@ -2,46 +2,18 @@ package checks
 
 import (
 	"slices"
-	"time"
 
 	"github.com/deploylab/deploylab/observe"
 )
 
-// ProbeOptions says what the probe should look at besides what it always
-// gathers. The zero value probes "/" and "/api/50" on every app port.
-type ProbeOptions struct {
-	// Paths to GET on every app port.
-	Paths []string
-	// Ports to probe besides the app ports the probe finds; with OnlyPorts,
-	// only these.
-	Ports     []int
-	OnlyPorts bool
-	// BlockHeavy enables the blocking experiment: BlockHeavy is requested
-	// and, while it runs, BlockShort. BlockPorts limits it to some ports.
-	BlockHeavy string
-	BlockShort string
-	BlockPorts []int
-	// Files are absolute path globs to read besides the project files found.
-	Files []string
-	// Units are systemd unit names or globs to report.
-	Units []string
-	// Commands are shell commands to run; each is reported under
-	// CommandKey(command).
-	Commands []string
-	// Search lists the directories to look for project files in (default:
-	// the homes, /srv, /opt, /var/www).
-	Search      []string
-	MaxFiles    int
-	MaxBytes    int
-	HTTPTimeout time.Duration
-}
-
 // DefaultUnits are the unit globs the probe always reports.
 var DefaultUnits = []string{"pm2-*.service", "deploylab-*.service"}
 
-// ProbeOptions returns what the probe must observe for the rubric's checks.
-func (r *Rubric) ProbeOptions() ProbeOptions {
-	o := ProbeOptions{Units: slices.Clone(DefaultUnits)}
+// ProbeOptions returns what observe must gather for the rubric's checks:
+// every part, the default units, the checks' ports, paths, files, units and
+// commands (each command reported under CommandKey(command)).
+func (r *Rubric) ProbeOptions() observe.Options {
+	o := observe.Options{Units: slices.Clone(DefaultUnits)}
 	r.walk(func(c *Check) {
 		if c.Port != 0 && !slices.Contains(o.Ports, c.Port) {
 			o.Ports = append(o.Ports, c.Port)
@@ -56,27 +28,6 @@ func (r *Rubric) ProbeOptions() ProbeOptions {
 	slices.Sort(o.Ports)
 	return o
 }
-
-// Observe is what observe must gather for these options: every part.
-func (o ProbeOptions) Observe() observe.Options {
-	cmds := make([]observe.Command, len(o.Commands))
-	for i, c := range o.Commands {
-		cmds[i] = observe.Command{Name: CommandKey(c), Run: c}
-	}
-	return observe.Options{
-		Paths: o.Paths, Ports: o.Ports, OnlyPorts: o.OnlyPorts,
-		BlockHeavy: o.BlockHeavy, BlockShort: o.BlockShort, BlockPorts: o.BlockPorts,
-		Files: o.Files, Units: o.Units, Commands: cmds, Search: o.Search,
-		MaxFiles: o.MaxFiles, MaxBytes: o.MaxBytes, HTTPTimeout: o.HTTPTimeout,
-	}
-}
-
-// ProbeScript returns the probe, ready to be fed to `sh -s` on a host
-// (observe's script with o's options).
-func ProbeScript(o ProbeOptions) []byte { return observe.Script(o.Observe()) }
-
-// ErrNotProbe is returned by ParseProbe for output that is not the probe's.
-var ErrNotProbe = observe.ErrNotProbe
 
 // ParseProbe reads the probe's output into facts (Reachable is set; Host is
 // left to the caller). Output cut short (no end marker) is parsed as far as

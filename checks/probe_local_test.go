@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -73,12 +75,12 @@ func waitHTTP(t *testing.T, port int, logs func() string) {
 }
 
 // runProbe runs the probe script with sh, as a host would, and parses it.
-func runProbe(t *testing.T, o ProbeOptions, env ...string) (HostFacts, []byte) {
+func runProbe(t *testing.T, o observe.Options, env ...string) (HostFacts, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-s")
-	cmd.Stdin = bytes.NewReader(ProbeScript(o))
+	cmd.Stdin = bytes.NewReader(observe.Script(o))
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -135,7 +137,7 @@ func TestProbeLocal(t *testing.T) {
 	runPM2("save")
 	waitHTTP(t, pm2Port, func() string { return "" })
 
-	o := ProbeOptions{
+	o := observe.Options{
 		Paths:      []string{"/", "/api/50"},
 		Ports:      []int{single, cluster, pm2Port},
 		OnlyPorts:  true,
@@ -144,7 +146,7 @@ func TestProbeLocal(t *testing.T) {
 		BlockPorts: []int{single, cluster},
 		Search:     []string{home},
 		Files:      []string{filepath.Join(proj, "*.config.js")},
-		Commands:   []string{"echo hola; exit 3"},
+		Commands:   []observe.Command{{Name: CommandKey("echo hola; exit 3"), Run: "echo hola; exit 3"}},
 	}
 	start := time.Now()
 	f, raw := runProbe(t, o, "HOME="+home)
@@ -283,7 +285,7 @@ func TestProbeFallbacks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, _ := runProbe(t, ProbeOptions{Ports: []int{port}, OnlyPorts: true, Search: []string{dir}}, "DL_DISABLE="+tc.disable)
+			f, _ := runProbe(t, observe.Options{Ports: []int{port}, OnlyPorts: true, Search: []string{dir}}, "DL_DISABLE="+tc.disable)
 			if len(f.Processes) < 3 {
 				t.Errorf("processes from /proc: %d", len(f.Processes))
 			}

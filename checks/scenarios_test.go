@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"github.com/deploylab/deploylab/observe"
+
 	"encoding/json"
 	"errors"
 	"os"
@@ -379,7 +381,7 @@ func TestParseProbeTestdata(t *testing.T) {
 			golden.Check(t, filepath.Join("testdata", "probe", name+".servers"), []byte(strings.Join(servers, "\n")+"\n"))
 		})
 	}
-	if _, err := ParseProbe([]byte("this is not it\n")); !errors.Is(err, ErrNotProbe) {
+	if _, err := ParseProbe([]byte("this is not it\n")); !errors.Is(err, observe.ErrNotProbe) {
 		t.Errorf("not a probe: %v", err)
 	}
 	// Output cut short: parsed as far as it goes, and noted.

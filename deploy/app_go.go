@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -215,8 +216,9 @@ type goSupervisor interface {
 	// as KEY=VALUE lines and sets mp (main pid) and sock (stats socket).
 	lsService(d Deployment, s Service) string
 	// lsRow fills ps's status, pid, restarts and uptime from what
-	// lsService printed (show), the head line and the host's uptime.
-	lsRow(ps *ProcStatus, s Service, show map[string]string, head string, uptime float64)
+	// lsService printed (read as a systemd unit's show), the head line and
+	// the host's uptime.
+	lsRow(ps *ProcStatus, s Service, show observe.Unit, head string, uptime float64)
 	// logs prints svcs' logs (see Backend.Logs).
 	logs(ctx context.Context, h *HostRun, d Deployment, svcs []Service, o LogsOptions, emit func(host, text string)) error
 	// down is down's shell removing the services (with act, DRY and
@@ -334,11 +336,10 @@ func (c *buildCache) get(ctx context.Context, goarch string) (*payload.Set, erro
 
 // facts gathers the host's facts and checks it can take the deployment.
 func (g goBackend) facts(ctx context.Context, h *HostRun) TaskResult {
-	f, err := h.Exec.Facts(ctx)
+	f, err := observeFacts(ctx, h)
 	if err != nil {
 		return Fail(err)
 	}
-	h.Facts = f
 	desc := fmt.Sprintf("%s %s, %s, %d CPUs", orUnknown(f.OSID), f.OSVersion, orUnknown(f.Arch), f.CPUs)
 	if f.Arch != "amd64" && f.Arch != "arm64" {
 		return Fail(fail.Errorf(fail.Failed, "deploylab deploys to amd64 and arm64 hosts", "%s: unsupported architecture %q (uname -m %s)", desc, f.Arch, f.Machine))
@@ -352,13 +353,11 @@ func (g goBackend) facts(ctx context.Context, h *HostRun) TaskResult {
 	// A port held by something else (the student's own node app) would
 	// make our service crash-loop: say so now.
 	for _, s := range g.d.Services {
-		for _, l := range f.ListenersOn(s.Port) {
-			for _, p := range l.Processes {
-				if p.Name != s.Program {
-					return Fail(fail.Errorf(fail.Failed,
-						"stop it (e.g. pm2 delete all, or systemctl stop its unit) or deploy to another port with --port/--cluster-port",
-						"port %d (for %s) is in use by %s (pid %d)", s.Port, s.Name, p.Name, p.PID))
-				}
+		for _, p := range f.Holders(s.Port) {
+			if p.Name != s.Program {
+				return Fail(fail.Errorf(fail.Failed,
+					"stop it (e.g. pm2 delete all, or systemctl stop its unit) or deploy to another port with --port/--cluster-port",
+					"port %d (for %s) is in use by %s (pid %d)", s.Port, s.Name, p.Name, p.PID))
 			}
 		}
 	}

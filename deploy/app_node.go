@@ -199,11 +199,10 @@ func (b nodeBackend) Up(o UpOptions) []Task[nodeHost] {
 }
 
 func (b nodeBackend) facts(ctx context.Context, h *HostRun, st *nodeHost) TaskResult {
-	f, err := h.Exec.Facts(ctx)
+	f, err := observeFacts(ctx, h)
 	if err != nil {
 		return Fail(err)
 	}
-	h.Facts = f
 	st.dir = b.n.AppDir(f.Home)
 	desc := fmt.Sprintf("%s %s, %s, %d CPUs, user %s", orUnknown(f.OSID), f.OSVersion, orUnknown(f.Arch), f.CPUs, f.User)
 	if !f.Systemd {
@@ -213,12 +212,10 @@ func (b nodeBackend) facts(ctx context.Context, h *HostRun, st *nodeHost) TaskRe
 		return Fail(err) // apt and pm2 startup need root
 	}
 	for _, p := range []int{b.n.Port, b.n.ClusterPort} {
-		for _, l := range f.ListenersOn(p) {
-			for _, pr := range l.Processes {
-				if !isNodeProcess(pr.Name) {
-					return Fail(fail.Errorf(fail.Failed, "stop it or choose other ports with --node-port/--node-cluster-port",
-						"port %d is in use by %s (pid %d)", p, pr.Name, pr.PID))
-				}
+		for _, pr := range f.Holders(p) {
+			if !isNodeProcess(pr.Name) {
+				return Fail(fail.Errorf(fail.Failed, "stop it or choose other ports with --node-port/--node-cluster-port",
+					"port %d is in use by %s (pid %d)", p, pr.Name, pr.PID))
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/safetext"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -458,6 +459,25 @@ func scriptErr(what string, r remote.Result) error {
 }
 
 func q(s string) string { return remote.ShellQuote(s) }
+
+// observeFacts gathers the host's facts, listeners and tools in one round
+// trip (observe's script) into h.Facts, for the later tasks.
+func observeFacts(ctx context.Context, h *HostRun) (*observe.Host, error) {
+	f, err := observe.Gather(ctx, runFunc(h.Exec), observe.Options{Parts: observe.FactsParts})
+	if err != nil {
+		return nil, err
+	}
+	h.Facts = f
+	return &h.Facts, nil
+}
+
+// runFunc is ex's Run for observe.
+func runFunc(ex remote.Executor) observe.RunFunc {
+	return func(ctx context.Context, cmd string) ([]byte, []byte, int, error) {
+		r, err := ex.Run(ctx, cmd)
+		return r.Stdout, r.Stderr, r.ExitCode, err
+	}
+}
 
 // checkSudo fails when the login user cannot become root: no sudo, or a
 // sudo that wants a password none was given for (RunSudo asks for one on a

@@ -28,6 +28,7 @@ import (
 
 	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -98,8 +99,9 @@ type HostRun struct {
 	Exec remote.Executor
 	// Check is true in check mode: tasks must not change anything.
 	Check bool
-	// Facts are set by a facts task for the later ones.
-	Facts remote.Facts
+	// Facts are what the facts task observed (facts, listeners, tools),
+	// for the later tasks.
+	Facts observe.Host
 	// Results are the results so far.
 	Results []TaskResult
 }

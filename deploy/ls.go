@@ -74,7 +74,7 @@ func parseStat(fields []string) (statFields, bool) {
 
 func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, error) {
 	type svcRaw struct {
-		show  map[string]string
+		show  strings.Builder // the supervisor's view, as systemctl show prints it
 		stats string
 	}
 	raw := map[string]*svcRaw{}
@@ -109,7 +109,7 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 				head = lines[i]
 			}
 		case strings.HasPrefix(line, "@@svc "):
-			cur = &svcRaw{show: map[string]string{}}
+			cur = &svcRaw{}
 			raw[strings.TrimPrefix(line, "@@svc ")] = cur
 		case line == "@@stats":
 			if cur != nil && i+1 < len(lines) {
@@ -133,10 +133,8 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 				rssOf[f[1]] = n * page
 			}
 		default:
-			if cur != nil {
-				if k, v, ok := strings.Cut(line, "="); ok {
-					cur.show[k] = v
-				}
+			if cur != nil && strings.Contains(line, "=") {
+				cur.show.WriteString(line + "\n")
 			}
 		}
 	}
@@ -156,8 +154,9 @@ func parseLs(out string, svcs []Service, sample time.Duration) ([]ProcStatus, er
 			res = append(res, ps)
 			continue
 		}
-		ps.PID, _ = strconv.Atoi(r.show["MainPID"])
-		supervisor.lsRow(&ps, s, r.show, head, uptime)
+		show := showUnit(r.show.String())
+		ps.PID = show.MainPID
+		supervisor.lsRow(&ps, s, show, head, uptime)
 		if ps.Status != "online" && ps.Status != "reloading" {
 			ps.PID = 0
 		}

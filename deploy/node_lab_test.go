@@ -17,6 +17,7 @@ import (
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/payload"
 	"github.com/deploylab/deploylab/remote"
 )
@@ -108,18 +109,18 @@ func TestUpNodeLab(t *testing.T) {
 	if err != nil || r.ExitCode != 0 {
 		t.Fatalf("pm2 jlist: %v %s", err, r.Stderr)
 	}
-	procs, err := ParsePM2JList(string(r.Stdout))
+	procs, err := parseJlist(string(r.Stdout))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := c.Facts(ctx)
+	f, err := observe.Gather(ctx, runFunc(c), observe.Options{Parts: observe.FactsParts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	modes := map[string]int{}
 	for _, p := range procs {
-		if p.Env.Status == "online" {
-			modes[p.Name+" "+p.Env.ExecMode]++
+		if p.Status == "online" {
+			modes[p.Name+" "+p.ExecMode]++
 		}
 	}
 	if modes[NodeClusterApp+" cluster_mode"] != f.CPUs || modes[NodeSingleApp+" fork_mode"] != 1 {

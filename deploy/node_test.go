@@ -74,27 +74,27 @@ func TestNewNodeDeploymentErrors(t *testing.T) {
 	}
 }
 
-func TestParsePM2JList(t *testing.T) {
+func TestParseJlist(t *testing.T) {
 	out := `[PM2] Spawning PM2 daemon with pm2_home=/home/deploy/.pm2
 [{"name":"deploylab-node-single","pid":10,"pm_id":0,"monit":{"cpu":0,"memory":50000000},"pm2_env":{"status":"online","exec_mode":"fork_mode","restart_time":0,"pm_exec_path":"/d/app.js","PORT":3100}},
 {"name":"deploylab-node-cluster","pid":11,"pm_id":1,"monit":{"cpu":1,"memory":1},"pm2_env":{"status":"online","exec_mode":"cluster_mode","restart_time":2,"pm_exec_path":"/d/app.js","PORT":"3101"}},
 {"name":"deploylab-node-cluster","pid":12,"pm_id":2,"monit":{"cpu":1,"memory":1},"pm2_env":{"status":"stopped","exec_mode":"cluster_mode","pm_exec_path":"/d/app.js","PORT":"3101"}}]`
-	procs, err := ParsePM2JList(out)
+	procs, err := parseJlist(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(procs) != 3 || procs[1].Env.ExecMode != "cluster_mode" || procs[1].Env.RestartTime != 2 || procs[0].Monit.Memory != 50000000 {
+	if len(procs) != 3 || procs[1].ExecMode != "cluster_mode" || procs[1].Restarts != 2 || procs[0].Memory != 50000000 {
 		t.Fatalf("parsed: %+v", procs)
 	}
 	u := pm2User{NodeDeployment{Port: 3100, ClusterPort: 3101}}
 	if got, want := u.appsState(procs, "/d", 2), "deploylab-node-cluster: 1 of 2 online as wanted (2 processes)"; got != want {
 		t.Errorf("appsState = %q, want %q", got, want)
 	}
-	procs[2].Env.Status = "online"
+	procs[2].Status = "online"
 	if got := u.appsState(procs, "/d", 2); got != "" {
 		t.Errorf("appsState with all online = %q, want \"\"", got)
 	}
-	if _, err := ParsePM2JList("command not found"); err == nil {
+	if _, err := parseJlist("command not found"); err == nil {
 		t.Error("no error for output without JSON")
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/nodeapp"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -104,8 +105,8 @@ func (pm2System) up(d Deployment, o UpOptions) (before, after []Task[goHost]) {
 // pm2Up is Up's task under PM2: user, ecosystem file, apps started (or
 // reloaded when the release changed), startup unit, saved process list.
 func pm2Up(ctx context.Context, h *HostRun, d Deployment, release string, timeout time.Duration) TaskResult {
-	pm2 := h.Facts.Tools["pm2"]
-	if !pm2.Present {
+	pm2, ok := h.Facts.UserTool("pm2")
+	if !ok {
 		return Fail(fail.Errorf(fail.Prereq, "install it on the host: npm install -g pm2 (or deploy without --supervisor pm2)", "pm2 is not installed on the host"))
 	}
 	eco := d.Ecosystem()
@@ -132,11 +133,11 @@ func pm2Up(ctx context.Context, h *HostRun, d Deployment, release string, timeou
 			st[k] = strings.TrimSpace(v)
 		}
 	}
-	var procs []PM2Proc
+	var procs []observe.PM2App
 	_ = json.Unmarshal([]byte(st["jlist"]), &procs)
 	online := map[string]bool{}
 	for _, p := range procs {
-		online[p.Name] = p.Env.Status == "online"
+		online[p.Name] = p.Status == "online"
 	}
 	var changes []string
 	if st["user"] != "yes" {
@@ -271,12 +272,12 @@ func systemdUnits(d Deployment) string {
 }
 
 // pm2Jlist reads pm2 jlist on the host.
-func pm2Jlist(ctx context.Context, h *HostRun, d Deployment) ([]PM2Proc, error) {
+func pm2Jlist(ctx context.Context, h *HostRun, d Deployment) ([]observe.PM2App, error) {
 	out, err := sh(ctx, h, "pm2 jlist", pm2Env(d)+" pm2 jlist")
 	if err != nil {
 		return nil, err
 	}
-	return ParsePM2JList(out)
+	return parseJlist(out)
 }
 
 // pm2WaitOnline waits until every service is online in pm2 jlist.
@@ -288,7 +289,7 @@ func pm2WaitOnline(ctx context.Context, h *HostRun, d Deployment, timeout time.D
 		n := 0
 		for _, p := range procs {
 			for _, s := range d.Services {
-				if p.Name == pm2Name(s) && p.Env.Status == "online" {
+				if p.Name == pm2Name(s) && p.Status == "online" {
 					n++
 				}
 			}
@@ -318,7 +319,7 @@ func (pm2System) control(ctx context.Context, h *HostRun, d Deployment, s Servic
 	status := ""
 	for _, p := range procs {
 		if p.Name == pm2Name(s) {
-			status = p.Env.Status
+			status = p.Status
 		}
 	}
 	if status == "" {
@@ -387,18 +388,18 @@ func (pm2System) lsService(d Deployment, s Service) string {
 }
 
 // lsRow reads s's status, pid, restarts and uptime from pm2 jlist.
-func (pm2System) lsRow(ps *ProcStatus, s Service, _ map[string]string, head string, _ float64) {
-	procs, _ := ParsePM2JList(head)
+func (pm2System) lsRow(ps *ProcStatus, s Service, _ observe.Unit, head string, _ float64) {
+	procs, _ := parseJlist(head)
 	ps.Status = "missing"
 	for _, p := range procs {
 		if p.Name == pm2Name(s) {
-			ps.Status = p.Env.Status
-			ps.Restarts = p.Env.RestartTime
+			ps.Status = p.Status
+			ps.Restarts = p.Restarts
 			if p.PID > 0 {
 				ps.PID = p.PID
 			}
-			if ps.Status == "online" && p.Env.PMUptime > 0 {
-				ps.Uptime = time.Since(time.UnixMilli(p.Env.PMUptime)).Seconds()
+			if ps.Status == "online" && p.Started > 0 {
+				ps.Uptime = time.Since(time.UnixMilli(p.Started)).Seconds()
 			}
 		}
 	}
@@ -475,7 +476,7 @@ func (p pm2User) running(ctx context.Context, h *HostRun, d *nodeHost) (string, 
 	if err != nil {
 		return "", err
 	}
-	procs, err := ParsePM2JList(out)
+	procs, err := parseJlist(out)
 	if err != nil {
 		return "", err
 	}
@@ -575,49 +576,11 @@ func (p pm2User) startup(ctx context.Context, h *HostRun, d *nodeHost) TaskResul
 	return Change(changes, "%s", strings.Join(changes, ", "))
 }
 
-// PM2Proc is the part of one pm2 jlist entry deploylab reads.
-type PM2Proc struct {
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-	PMID  int    `json:"pm_id"`
-	Monit struct {
-		CPU    float64 `json:"cpu"`
-		Memory int64   `json:"memory"`
-	} `json:"monit"`
-	Env struct {
-		Status      string `json:"status"`
-		ExecMode    string `json:"exec_mode"`
-		RestartTime int    `json:"restart_time"`
-		// PMUptime is when the process (re)started, in ms since the epoch.
-		PMUptime  int64  `json:"pm_uptime"`
-		Script    string `json:"pm_exec_path"`
-		Cwd       string `json:"pm_cwd"`
-		Port      any    `json:"PORT"`
-		Instances any    `json:"instances"`
-		OutLog    string `json:"pm_out_log_path"`
-		ErrLog    string `json:"pm_err_log_path"`
-	} `json:"pm2_env"`
-}
-
-// ParsePM2JList reads pm2 jlist's output (anything before the JSON array,
-// like PM2's daemon-spawn messages, is skipped).
-func ParsePM2JList(out string) ([]PM2Proc, error) {
-	i := -1
-	for j := 0; j < len(out); j++ {
-		if out[j] != '[' {
-			continue
-		}
-		rest := strings.TrimLeft(out[j+1:], " \t\r\n")
-		if strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, "]") {
-			i = j
-			break
-		}
-	}
-	if i < 0 {
-		return nil, fmt.Errorf("pm2 jlist: no JSON in %q", clip(strings.TrimSpace(out)))
-	}
-	var procs []PM2Proc
-	if err := json.NewDecoder(strings.NewReader(out[i:])).Decode(&procs); err != nil {
+// parseJlist reads pm2 jlist's output with observe's parser (PM2's
+// messages before the JSON list, like its daemon-spawn lines, are skipped).
+func parseJlist(out string) ([]observe.PM2App, error) {
+	procs, err := observe.ParsePM2(out, false)
+	if err != nil {
 		return nil, fmt.Errorf("pm2 jlist: %w", err)
 	}
 	return procs, nil
@@ -625,7 +588,7 @@ func ParsePM2JList(out string) ([]PM2Proc, error) {
 
 // appsState summarises pm2 jlist for the two apps: "" when they run as
 // wanted, else what is wrong.
-func (p pm2User) appsState(procs []PM2Proc, dir string, cpus int) string {
+func (p pm2User) appsState(procs []observe.PM2App, dir string, cpus int) string {
 	type want struct {
 		name, mode string
 		n, port    int
@@ -638,7 +601,7 @@ func (p pm2User) appsState(procs []PM2Proc, dir string, cpus int) string {
 				continue
 			}
 			total++
-			if p.Env.Status == "online" && p.Env.ExecMode == w.mode && fmt.Sprint(p.Env.Port) == strconv.Itoa(w.port) && path.Dir(p.Env.Script) == dir {
+			if p.Status == "online" && p.ExecMode == w.mode && p.Port == strconv.Itoa(w.port) && path.Dir(p.Script) == dir {
 				online++
 			}
 		}
@@ -663,7 +626,7 @@ func (p pm2User) apps(ctx context.Context, h *HostRun, d *nodeHost) TaskResult {
 		return Fail(err)
 	}
 	jl, app, _ := strings.Cut(out, "\n@@applied ")
-	procs, err := ParsePM2JList(jl)
+	procs, err := parseJlist(jl)
 	if err != nil {
 		return Fail(err)
 	}
@@ -732,7 +695,7 @@ type nodeState struct {
 	Logs []string
 	// Procs is pm2 jlist (nil when the daemon does not run: jlist would
 	// start one).
-	Procs []PM2Proc
+	Procs []observe.PM2App
 }
 
 // stateScript prints nodeState, jlist last.
@@ -803,7 +766,7 @@ func parseNodeState(out string) (*nodeState, error) {
 		}
 	}
 	if hasJlist {
-		procs, err := ParsePM2JList(jl)
+		procs, err := parseJlist(jl)
 		if err != nil {
 			return nil, err
 		}
@@ -813,8 +776,8 @@ func parseNodeState(out string) (*nodeState, error) {
 }
 
 // app returns the processes of the PM2 app name.
-func (st *nodeState) app(name string) []PM2Proc {
-	var ps []PM2Proc
+func (st *nodeState) app(name string) []observe.PM2App {
+	var ps []observe.PM2App
 	for _, p := range st.Procs {
 		if p.Name == name {
 			ps = append(ps, p)
@@ -834,21 +797,21 @@ func (st *nodeState) others() []string {
 	return names
 }
 
-func online(procs []PM2Proc) int {
+func online(procs []observe.PM2App) int {
 	n := 0
 	for _, p := range procs {
-		if p.Env.Status == "online" {
+		if p.Status == "online" {
 			n++
 		}
 	}
 	return n
 }
 
-func statuses(procs []PM2Proc) string {
+func statuses(procs []observe.PM2App) string {
 	var s []string
 	for _, p := range procs {
-		if !slices.Contains(s, p.Env.Status) {
-			s = append(s, p.Env.Status)
+		if !slices.Contains(s, p.Status) {
+			s = append(s, p.Status)
 		}
 	}
 	return strings.Join(s, ", ")
@@ -873,15 +836,15 @@ func nodeRows(st *nodeState, svcs []Service) []ProcStatus {
 			rows = append(rows, ps)
 			continue
 		}
-		fill := func(r *ProcStatus, p PM2Proc) {
-			r.Status = p.Env.Status
-			r.Restarts = p.Env.RestartTime
-			r.CPU = p.Monit.CPU
-			r.Memory = p.Monit.Memory
-			if p.Env.Status == "online" {
+		fill := func(r *ProcStatus, p observe.PM2App) {
+			r.Status = p.Status
+			r.Restarts = p.Restarts
+			r.CPU = p.CPU
+			r.Memory = p.Memory
+			if p.Status == "online" {
 				r.PID = p.PID
-				if p.Env.PMUptime > 0 {
-					r.Uptime = max(0, time.Since(time.UnixMilli(p.Env.PMUptime)).Seconds())
+				if p.Started > 0 {
+					r.Uptime = max(0, time.Since(time.UnixMilli(p.Started)).Seconds())
 				}
 			}
 		}
@@ -890,7 +853,7 @@ func nodeRows(st *nodeState, svcs []Service) []ProcStatus {
 			rows = append(rows, ps)
 			continue
 		}
-		slices.SortFunc(procs, func(a, b PM2Proc) int { return a.PMID - b.PMID })
+		slices.SortFunc(procs, func(a, b observe.PM2App) int { return a.PMID - b.PMID })
 		for _, p := range procs {
 			w := ProcStatus{Name: fmt.Sprintf("worker %d", p.PMID)}
 			fill(&w, p)
@@ -906,7 +869,7 @@ func nodeRows(st *nodeState, svcs []Service) []ProcStatus {
 		case n > 0:
 			ps.Status = "degraded"
 		default:
-			ps.Status = procs[0].Env.Status
+			ps.Status = procs[0].Status
 		}
 		rows = append(rows, ps)
 	}
@@ -1024,10 +987,10 @@ func nodeLogFiles(st *nodeState, svcs []Service) []string {
 	}
 	for _, s := range svcs {
 		procs := st.app(pm2Name(s))
-		slices.SortFunc(procs, func(a, b PM2Proc) int { return a.PMID - b.PMID })
+		slices.SortFunc(procs, func(a, b observe.PM2App) int { return a.PMID - b.PMID })
 		for _, p := range procs {
-			add(p.Env.OutLog)
-			add(p.Env.ErrLog)
+			add(p.OutLog)
+			add(p.ErrLog)
 		}
 		if len(procs) > 0 {
 			continue

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deploylab/deploylab/internal/fail"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/deploylab/deploylab/remote"
 )
 
@@ -269,26 +270,23 @@ func showScript(d Deployment, s Service) string {
 }
 
 func parseShow(out string) serviceState {
-	var st serviceState
+	u := showUnit(out)
+	st := serviceState{activeState: u.Active, subState: u.Sub, unitFileState: u.Enabled, mainPID: u.MainPID}
 	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "ActiveState":
-			st.activeState = v
-		case "SubState":
-			st.subState = v
-		case "UnitFileState":
-			st.unitFileState = v
-		case "MainPID":
-			st.mainPID, _ = strconv.Atoi(v)
-		case "Applied":
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Applied="); ok {
 			st.applied = strings.TrimSpace(v)
 		}
 	}
 	return st
+}
+
+// showUnit reads one unit's `systemctl show -p ...` with observe's parser.
+func showUnit(out string) observe.Unit {
+	u := observe.ParseUnits("Id=-\n" + strings.ReplaceAll(out, "\n\n", "\n"))
+	if len(u) == 0 {
+		return observe.Unit{}
+	}
+	return u[0]
 }
 
 // service makes s enabled and running the current release with the current
@@ -585,19 +583,19 @@ func (systemd) lsService(d Deployment, s Service) string {
 		q(s.Unit()), q(s.Unit()), sock)
 }
 
-func (systemd) lsRow(ps *ProcStatus, s Service, show map[string]string, _ string, uptime float64) {
-	ps.Status = systemdStatus(show)
-	ps.Restarts, _ = strconv.Atoi(show["NRestarts"])
-	if mono, err := strconv.ParseInt(show["ActiveEnterTimestampMonotonic"], 10, 64); err == nil && mono > 0 && ps.Status == "online" {
+func (systemd) lsRow(ps *ProcStatus, s Service, u observe.Unit, _ string, uptime float64) {
+	ps.Status = systemdStatus(u)
+	ps.Restarts = u.Restarts
+	if mono := u.ActiveSince; mono > 0 && ps.Status == "online" {
 		ps.Uptime = uptime - float64(mono)/1e6
 	}
 }
 
-func systemdStatus(show map[string]string) string {
-	if show["LoadState"] == "not-found" {
+func systemdStatus(u observe.Unit) string {
+	if u.Load == "not-found" {
 		return "missing"
 	}
-	switch show["ActiveState"] {
+	switch u.Active {
 	case "active":
 		return "online"
 	case "reloading":
@@ -609,7 +607,7 @@ func systemdStatus(show map[string]string) string {
 	case "inactive", "deactivating":
 		return "stopped"
 	}
-	return show["ActiveState"]
+	return u.Active
 }
 
 // down disables and removes the units.

@@ -12,6 +12,7 @@ import (
 	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
+	"github.com/deploylab/deploylab/observe"
 )
 
 func verbCtx(t *testing.T) context.Context {
@@ -275,13 +276,13 @@ func TestVerbsLab(t *testing.T) {
 			}
 		}
 		d, _ := NewDeployment(DeploymentOptions{})
-		var procs []PM2Proc
+		var procs []observe.PM2App
 		if err := json.Unmarshal([]byte(lastLine(remoteRun(t, h, pm2Env(d)+" pm2 jlist"))), &procs); err != nil {
 			t.Fatalf("pm2 jlist: %v", err)
 		}
 		online := 0
 		for _, p := range procs {
-			if strings.HasPrefix(p.Name, "deploylab-") && p.Env.Status == "online" && p.Env.ExecMode == "fork_mode" {
+			if strings.HasPrefix(p.Name, "deploylab-") && p.Status == "online" && p.ExecMode == "fork_mode" {
 				online++
 			}
 		}

@@ -56,8 +56,8 @@ func (p *prober) run(ctx context.Context, script []byte) (remote.Result, error) 
 }
 
 // probe observes the host once.
-func (p *prober) probe(ctx context.Context, o checks.ProbeOptions) (checks.HostFacts, error) {
-	res, err := p.run(ctx, obs.Script(o.Observe()))
+func (p *prober) probe(ctx context.Context, o obs.Options) (checks.HostFacts, error) {
+	res, err := p.run(ctx, obs.Script(o))
 	if err != nil {
 		return checks.HostFacts{}, fmt.Errorf("probe: %w", err)
 	}

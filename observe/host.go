@@ -141,6 +141,18 @@ type PM2App struct {
 	Restarts  int
 	Script    string // pm_exec_path
 	Cwd       string
+	// What deploy's verbs read besides (live figures, not kept in a
+	// grade's JSON): Started is when the process (re)started (pm_uptime),
+	// in ms since the epoch, 0 when unknown; Port is the PORT of its
+	// environment as written ("" when unset); CPU (percent of one CPU) and
+	// Memory (RSS bytes) are PM2's own sample (monit), as pm2 ls shows
+	// them; OutLog and ErrLog are its log files.
+	Started int64   `json:"-"`
+	Port    string  `json:"-"`
+	CPU     float64 `json:"-"`
+	Memory  int64   `json:"-"`
+	OutLog  string  `json:"-"`
+	ErrLog  string  `json:"-"`
 }
 
 // Unit is a systemd unit's state (systemctl show).

@@ -18,6 +18,7 @@ type pm2JSON struct {
 	Name     string          `json:"name"`
 	PMID     json.RawMessage `json:"pm_id"`
 	PID      int             `json:"pid"`
+	Monit    *pm2Monit       `json:"monit"`
 	Env      *pm2Env         `json:"pm2_env"`
 	ExecMode string          `json:"exec_mode"`
 	Status   string          `json:"status"`
@@ -33,12 +34,38 @@ type pm2Env struct {
 	Inst     json.RawMessage `json:"instances"`
 	Exec     string          `json:"pm_exec_path"`
 	Cwd      string          `json:"pm_cwd"`
+	Started  int64           `json:"pm_uptime"`
+	Port     json.RawMessage `json:"PORT"`
+	OutLog   string          `json:"pm_out_log_path"`
+	ErrLog   string          `json:"pm_err_log_path"`
+}
+
+// pm2Monit is PM2's own sample of a process (pidusage).
+type pm2Monit struct {
+	CPU    float64 `json:"cpu"`
+	Memory int64   `json:"memory"`
+}
+
+// jsonList is where the JSON list starts in body: the first "[" followed
+// by "{" or "]", so that PM2's messages before it ("[PM2] Spawning PM2
+// daemon") are skipped; -1 when there is none.
+func jsonList(body string) int {
+	for j := 0; j < len(body); j++ {
+		if body[j] != '[' {
+			continue
+		}
+		rest := strings.TrimLeft(body[j+1:], " \t\r\n")
+		if strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, "]") {
+			return j
+		}
+	}
+	return -1
 }
 
 // ParsePM2 reads `pm2 jlist`'s array (dump: dump.pm2's); PM2 sometimes
 // prints warnings before it. At most MaxPM2Apps apps are kept.
 func ParsePM2(body string, dump bool) ([]PM2App, error) {
-	i := strings.IndexByte(body, '[')
+	i := jsonList(body)
 	if i < 0 {
 		msg := strings.TrimSpace(body)
 		if msg == "" {
@@ -63,6 +90,11 @@ func ParsePM2(body string, dump bool) ([]PM2App, error) {
 		inst := r.Inst
 		if r.Env != nil {
 			a.ExecMode, a.Status, a.Restarts, a.Script, a.Cwd = r.Env.ExecMode, r.Env.Status, r.Env.Restarts, r.Env.Exec, r.Env.Cwd
+			a.Started, a.OutLog, a.ErrLog = r.Env.Started, clip(r.Env.OutLog, MaxField), clip(r.Env.ErrLog, MaxField)
+			a.Port = strings.Trim(clip(string(r.Env.Port), 32), `"`)
+			if a.Port == "null" {
+				a.Port = ""
+			}
 			if len(r.Env.Inst) > 0 {
 				inst = r.Env.Inst
 			}
@@ -71,6 +103,9 @@ func ParsePM2(body string, dump bool) ([]PM2App, error) {
 		a.Instances = strings.Trim(clip(string(inst), 32), `"`)
 		if a.Instances == "null" {
 			a.Instances = ""
+		}
+		if r.Monit != nil {
+			a.CPU, a.Memory = r.Monit.CPU, r.Monit.Memory
 		}
 		if dump && r.PID != 0 {
 			a.PID = r.PID

@@ -21,7 +21,6 @@ type Executor interface {
 	RunSudo(ctx context.Context, cmd string) (Result, error)
 	Upload(ctx context.Context, localPath, remotePath string, mode fs.FileMode, opts ...FileOption) (bool, error)
 	WriteFile(ctx context.Context, remotePath string, data []byte, mode fs.FileMode, opts ...FileOption) (bool, error)
-	Facts(ctx context.Context, dirs ...string) (Facts, error)
 	Close() error
 }
 
@@ -150,11 +149,6 @@ func (l *Local) UploadReader(ctx context.Context, r io.Reader, size int64, remot
 // WriteFile writes data to path with Upload's semantics.
 func (l *Local) WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, opts ...FileOption) (bool, error) {
 	return l.UploadReader(ctx, bytes.NewReader(data), int64(len(data)), path, mode, opts...)
-}
-
-// Facts gathers this machine's facts with the same script as Client.Facts.
-func (l *Local) Facts(ctx context.Context, dirs ...string) (Facts, error) {
-	return gatherFacts(ctx, l, dirs)
 }
 
 // Close does nothing: there is no connection.

@@ -1,7 +1,7 @@
 package remote
 
 import (
-	"encoding/json"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,45 +10,22 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/deploylab/deploylab/internal/golden"
+	"github.com/deploylab/deploylab/observe"
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestParseFactsGolden parses captured outputs of the facts script
-// (testdata/facts/*.txt) and compares with *.golden.json (-update rewrites).
-func TestParseFactsGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/facts/*.txt")
-	if err != nil || len(files) < 3 {
-		t.Fatalf("want at least 3 samples in testdata/facts, got %d (%v)", len(files), err)
-	}
-	for _, in := range files {
-		name := strings.TrimSuffix(filepath.Base(in), ".txt")
-		t.Run(name, func(t *testing.T) {
-			out, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := ParseFacts(out)
-			if err != nil {
-				t.Fatalf("ParseFacts: %v", err)
-			}
-			got, _ := json.MarshalIndent(f, "", "  ")
-			got = append(got, '\n')
-			golden.Check(t, strings.TrimSuffix(in, ".txt")+".golden.json", got)
-		})
-	}
+// observeOn gathers deploy's facts (observe.FactsParts) through ex, as
+// deploy's facts task does.
+func observeOn(ctx context.Context, ex Executor, dirs ...string) (observe.Host, error) {
+	return observe.Gather(ctx, func(ctx context.Context, cmd string) ([]byte, []byte, int, error) {
+		r, err := ex.Run(ctx, cmd)
+		return r.Stdout, r.Stderr, r.ExitCode, err
+	}, observe.Options{Parts: observe.FactsParts, Dirs: dirs})
 }
 
-func TestParseFactsIncomplete(t *testing.T) {
-	for _, out := range []string{"", "@@hostname\nvm\n@@os\nID=debian\n", "bash: sh: command not found\n"} {
-		if _, err := ParseFacts([]byte(out)); err == nil {
-			t.Errorf("ParseFacts(%q) succeeded", out)
-		}
-	}
-}
-
-// TestFactsThisMachine gathers the real facts of this machine, over SSH
-// and locally, and checks them against what Go sees.
+// TestFactsThisMachine gathers the real facts of this machine with
+// observe's script, over SSH and locally, and checks them against what Go
+// sees.
 func TestFactsThisMachine(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "not", "yet", "there")
 	var uts syscall.Utsname
@@ -56,9 +33,9 @@ func TestFactsThisMachine(t *testing.T) {
 	kernel := utsString(uts.Release[:])
 	hostname, _ := os.Hostname()
 
-	var results []Facts
+	var results []observe.Host
 	executors(t, func(t *testing.T, ex Executor) {
-		f, err := ex.Facts(testCtx(t), target)
+		f, err := observeOn(testCtx(t), ex, target)
 		if err != nil {
 			t.Fatalf("Facts: %v", err)
 		}
@@ -85,27 +62,25 @@ func TestFactsThisMachine(t *testing.T) {
 		}
 		// The test sshd listens, and as root we see its process.
 		found := false
-		for _, l := range f.ListenersOn(env.sshd.port) {
-			for _, p := range l.Processes {
-				if p.Name == "sshd" && p.PID == env.sshd.cmd.Process.Pid {
-					found = true
-				}
+		for _, p := range f.Holders(env.sshd.port) {
+			if p.Name == "sshd" && p.PID == env.sshd.cmd.Process.Pid {
+				found = true
 			}
 		}
 		if !found {
 			t.Errorf("sshd on port %d (pid %d) not among listeners %+v", env.sshd.port, env.sshd.cmd.Process.Pid, f.Listeners)
 		}
-		for _, tool := range FactTools {
+		for _, tool := range []string{"node", "npm", "pm2", "loadtest"} {
 			p, err := exec.LookPath(tool)
-			got := f.Tools[tool]
-			if (err == nil) != got.Present {
-				t.Errorf("%s: present=%v, but LookPath says %q %v", tool, got.Present, p, err)
+			got, present := f.UserTool(tool)
+			if (err == nil) != present {
+				t.Errorf("%s: present=%v, but LookPath says %q %v", tool, present, p, err)
 			}
-			if got.Present && got.Version == "" {
+			if present && got.Version == "" {
 				t.Errorf("%s present without a version", tool)
 			}
 		}
-		if node := f.Tools["node"]; node.Present {
+		if node, ok := f.UserTool("node"); ok {
 			out, _ := exec.Command("node", "--version").Output()
 			if "v"+node.Version != strings.TrimSpace(string(out)) {
 				t.Errorf("node version %q, node says %q", node.Version, out)
@@ -118,6 +93,7 @@ func TestFactsThisMachine(t *testing.T) {
 		a.Home, b.Home = "", "" // the test changes $HOME locally
 		// The sockets may change between the two calls (other tests), not the host.
 		a.Listeners, b.Listeners = nil, nil
+		a.Programs, b.Programs = nil, nil
 		a.DiskFree, b.DiskFree = nil, nil
 		if diff := cmp.Diff(a, b); diff != "" {
 			t.Errorf("ssh and local facts differ (-ssh +local):\n%s", diff)
