@@ -56,7 +56,9 @@ func TestFactsGolden(t *testing.T) {
 // an error for Gather.
 func TestGatherIncomplete(t *testing.T) {
 	for _, out := range []string{"", "@@hostname\nvm\n@@os\nID=debian\n", "bash: sh: command not found\n", "#deploylab-probe 2 @@M\n@@M meta\nhostname=vm\n"} {
-		run := func(context.Context, string) ([]byte, []byte, int, error) { return []byte(out), []byte("sh: oops\n"), 1, nil }
+		run := func(context.Context, string) ([]byte, []byte, int, error) {
+			return []byte(out), []byte("sh: oops\n"), 1, nil
+		}
 		if _, err := Gather(context.Background(), run, Options{Parts: FactsParts}); err == nil {
 			t.Errorf("Gather with output %q succeeded", out)
 		} else if !strings.Contains(err.Error(), "exit status 1") || !strings.Contains(err.Error(), "sh: oops") {
