@@ -302,7 +302,7 @@ func TestRunLocalErrors(t *testing.T) {
 		t.Fatal("no error without servers")
 	}
 	want := fmt.Sprintf("alu07: no deployment: nothing listens on port %d (single server); nothing listens on port %d (cluster server)", single, cluster)
-	if err.Error() != want || !strings.Contains(fail.HintOf(err), "deploylab up --host 10.0.0.7") || fail.KindOf(err) != fail.Failed {
+	if err.Error() != want || !errors.Is(err, ErrNotDeployed) || !strings.Contains(fail.HintOf(err), "deploylab up --host 10.0.0.7") || fail.KindOf(err) != fail.Failed {
 		t.Errorf("err = %q (hint %q, kind %v)\nwant %q", err, fail.HintOf(err), fail.KindOf(err), want)
 	}
 

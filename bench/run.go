@@ -206,6 +206,16 @@ type hostRun struct {
 }
 
 // errorf makes a host error: "alu01: ...".
+// ErrNotDeployed is in the error of a host where nothing listens on a
+// planned server's port (errors.Is): the servers are not deployed there.
+var ErrNotDeployed = errors.New("a server to bench is not deployed")
+
+// notDeployedErr says which servers do not listen; it is ErrNotDeployed.
+type notDeployedErr string
+
+func (e notDeployedErr) Error() string        { return string(e) }
+func (e notDeployedErr) Is(target error) bool { return target == ErrNotDeployed }
+
 func (h *hostRun) errorf(kind fail.Kind, hint, format string, args ...any) error {
 	return fail.Errorf(kind, hint, "%s: %s", h.target.Name, fmt.Sprintf(format, args...))
 }
@@ -420,9 +430,9 @@ func (h *hostRun) setup(ctx context.Context) error {
 	if len(missing) > 0 {
 		hint := fmt.Sprintf("deploy the servers first: deploylab up --host %s (or -i inventory --limit %s)", h.target.Address, h.target.Name)
 		if len(missing) == len(h.probes) {
-			return h.errorf(fail.Failed, hint, "no deployment: %s", strings.Join(missing, "; "))
+			return fail.Errorf(fail.Failed, hint, "%s: %w", h.target.Name, notDeployedErr("no deployment: "+strings.Join(missing, "; ")))
 		}
-		return h.errorf(fail.Failed, hint+", or bench the other one with --server", "%s", strings.Join(missing, "; "))
+		return fail.Errorf(fail.Failed, hint+", or bench the other one with --server", "%s: %w", h.target.Name, notDeployedErr(strings.Join(missing, "; ")))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/deploylab/deploylab/payload/loadgen"
@@ -606,3 +607,27 @@ func HostRuns(runs []*Record, host string) []*Record { return runsOf(runs, host)
 
 // FmtMS formats microseconds as the tables do ("4.20 ms", "3.20 s").
 func FmtMS(us float64) string { return fmtMS(us) }
+
+// WriteList writes stored runs one line each, as bench ls lists them: id,
+// time, host, stack, server, scenario, tool, rps and p99 (for the blocking
+// experiment, how long the short request waited) and errors.
+func WriteList(w io.Writer, runs []*Record) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWHEN\tHOST\tSTACK\tSERVER\tSCENARIO\tTOOL\tRPS\tP99\tERRORS")
+	for _, x := range runs {
+		p99 := "-"
+		if l := x.Result.Latency; l != nil {
+			p99 = fmt.Sprintf("%.1f ms", l.P99/1000)
+		}
+		if x.Scenario.Kind == KindBlocking && x.Result.Latency != nil {
+			p99 = fmt.Sprintf("waited %.1f ms", x.Result.Latency.Max/1000)
+		}
+		stack := x.Server.StackName()
+		if stack == "" {
+			stack = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%d\n", x.ID, x.At.Local().Format("2006-01-02 15:04"), x.Host.Name,
+			stack, x.Server.Mode, x.Scenario.Describe(), strings.TrimSpace(x.Tool.Name+" "+x.Tool.Version), x.Result.RPS, p99, x.Result.Errors.Total)
+	}
+	return tw.Flush()
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploylab/deploylab/fleet"
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/internal/safetext"
 	"github.com/deploylab/deploylab/observe"
@@ -302,6 +303,35 @@ func Ls(ctx context.Context, targets []Target, o LsOptions) ([]HostStatus, *Reca
 		o.Sample = 250 * time.Millisecond
 	}
 	return b.ls(ctx, targets, svcs, o)
+}
+
+// MonitOptions configure Monit.
+type MonitOptions struct {
+	LsOptions
+	// Count is how many snapshots to take; 0 means until ctx ends.
+	Count int
+	// Interval is the time between snapshots, counted from each one's
+	// start; at least 100ms.
+	Interval time.Duration
+}
+
+// Monit reads the targets as Ls does every Interval, Count times, and gives
+// each snapshot to show (i counts from 0), like pm2 monit. Cancelling ctx
+// ends it, which is not an error; show's error ends it with that error.
+func Monit(ctx context.Context, targets []Target, o MonitOptions, show func(i int, hosts []HostStatus) error) error {
+	if o.Count < 0 {
+		return fail.Errorf(fail.Usage, "give a count of 1 or more (0: until Ctrl-C)", "--count %d is negative", o.Count)
+	}
+	if o.Interval < 100*time.Millisecond {
+		return fail.Errorf(fail.Usage, "give an interval of 100ms or more", "--interval %s is too short", o.Interval)
+	}
+	return fleet.Every(ctx, o.Count, o.Interval, func(ctx context.Context, i int) error {
+		hosts, _ := Ls(ctx, targets, o.LsOptions)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return show(i, hosts)
+	})
 }
 
 // LogsOptions configure Logs.

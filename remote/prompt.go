@@ -132,3 +132,31 @@ func terminalPassword(prompt string) PasswordFunc {
 		return string(b), nil
 	}
 }
+
+// TerminalPrompts are the options that ask on the terminal for what a run
+// needs: encrypted keys' passphrases, login passwords (for hosts whose key
+// is refused and that have no password configured) and sudo passwords (when
+// sudo wants one and none is configured). One prompt at a time however many
+// hosts connect at once; give the same options to every Dial of the run, so
+// that a key's passphrase is asked once.
+func TerminalPrompts() []Option {
+	var mu sync.Mutex
+	askPassphrase, askPassword, askSudo := TerminalPassphrase(), TerminalPassword(), TerminalSudoPassword()
+	return []Option{
+		WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return askPassphrase(ctx, keyFile)
+		}),
+		WithPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return askPassword(ctx, user, address)
+		}),
+		WithSudoPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return askSudo(ctx, user, address)
+		}),
+	}
+}

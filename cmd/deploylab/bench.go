@@ -7,8 +7,6 @@ import (
 	"github.com/deploylab/deploylab/internal/safetext"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -256,24 +254,7 @@ func newBenchLsCmd(r *rootCmd) *cobra.Command {
 				fmt.Fprintf(r.stderr, "no results in %s\n", store.Dir())
 				return nil
 			}
-			tw := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tWHEN\tHOST\tSTACK\tSERVER\tSCENARIO\tTOOL\tRPS\tP99\tERRORS")
-			for _, x := range runs {
-				p99 := "-"
-				if l := x.Result.Latency; l != nil {
-					p99 = fmt.Sprintf("%.1f ms", l.P99/1000)
-				}
-				if x.Scenario.Kind == bench.KindBlocking && x.Result.Latency != nil {
-					p99 = fmt.Sprintf("waited %.1f ms", x.Result.Latency.Max/1000)
-				}
-				stack := x.Server.StackName()
-				if stack == "" {
-					stack = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%d\n", x.ID, x.At.Local().Format("2006-01-02 15:04"), x.Host.Name,
-					stack, x.Server.Mode, x.Scenario.Describe(), strings.TrimSpace(x.Tool.Name+" "+x.Tool.Version), x.Result.RPS, p99, x.Result.Errors.Total)
-			}
-			return tw.Flush()
+			return bench.WriteList(r.stdout, runs)
 		},
 	}
 	c.Flags().String("host", "", "only this host's results (its inventory name)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -106,7 +107,7 @@ func runCompare(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		}
 	}
 	defer endLive()
-	if runErr != nil && fail.KindOf(runErr) == fail.Failed && strings.Contains(runErr.Error(), "nothing listens") {
+	if errors.Is(runErr, bench.ErrNotDeployed) {
 		return fail.New(fail.Failed, "deploy both stacks first: deploylab up and deploylab up --app node", runErr)
 	}
 	return runErr

@@ -102,27 +102,6 @@ func newGradeCmd(r *rootCmd) *cobra.Command {
 	return c
 }
 
-// gradebookID chooses the CSV's identifying column.
-func gradebookID(setting string, ts []grade.Target) gradebook.IDColumn {
-	switch setting {
-	case "email":
-		return gradebook.ByEmail
-	case "idnumber":
-		return gradebook.ByIDNumber
-	}
-	for _, t := range ts {
-		if t.Student.Email == "" {
-			for _, t := range ts {
-				if t.Student.ID == "" {
-					return gradebook.ByEmail // let the writer name who lacks one
-				}
-			}
-			return gradebook.ByIDNumber
-		}
-	}
-	return gradebook.ByEmail
-}
-
 func loadRubric(path string) (*checks.Rubric, error) {
 	if path == "" {
 		return checks.ParseRubric(deploylab.DefaultRubricName, deploylab.DefaultRubric)
@@ -162,7 +141,7 @@ func runGrade(r *rootCmd, c *cobra.Command, cfg *config.Config) error {
 		Bench: benchSrc,
 		Dial:  func(ctx context.Context, h remote.Host) (grade.Runner, error) { return r.dial(ctx, h) },
 		Out:   out, CSV: csvPath, FeedbackDir: fbDir, HTML: htmlPath, Version: versionString(),
-		CSVOptions: gradebook.CSVOptions{ID: gradebookID(cfg.GradebookID, targets)},
+		CSVOptions: gradebook.CSVOptions{ID: grade.IDColumn(cfg.GradebookID, targets)},
 		Warn:       r.stderr,
 		Documents:  docs,
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/deploylab/deploylab/fleet"
@@ -65,28 +64,7 @@ func (r *rootCmd) newDialOptions() []remote.Option {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return []remote.Option{warn}
 	}
-	var mu sync.Mutex
-	askPassphrase, askPassword, askSudo := remote.TerminalPassphrase(), remote.TerminalPassword(), remote.TerminalSudoPassword()
-	return []remote.Option{
-		warn,
-		// One Option for the whole run: remote keeps the keys it decrypted,
-		// so a key's passphrase is asked once.
-		remote.WithPassphrase(func(ctx context.Context, keyFile string) ([]byte, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return askPassphrase(ctx, keyFile)
-		}),
-		remote.WithPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return askPassword(ctx, user, address)
-		}),
-		remote.WithSudoPasswordPrompt(func(ctx context.Context, user, address string) (string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return askSudo(ctx, user, address)
-		}),
-	}
+	return append([]remote.Option{warn}, remote.TerminalPrompts()...)
 }
 
 // dial connects to h with this run's dialOptions.

@@ -126,40 +126,17 @@ plain snapshots are printed one after another, N of them.
 			if err != nil {
 				return err
 			}
-			count, every := v.cfg.Count, v.cfg.Interval
-			if count < 0 {
-				return fail.Errorf(fail.Usage, "give a count of 1 or more (0: until Ctrl-C)", "--count %d is negative", count)
-			}
-			if every < 100*time.Millisecond {
-				return fail.Errorf(fail.Usage, "give an interval of 100ms or more", "--interval %s is too short", every)
-			}
 			tty := isTerminal(r.stdout)
-			ctx := c.Context()
-			for i := 0; count == 0 || i < count; i++ {
-				start := time.Now()
-				hosts, _ := deploy.Ls(ctx, v.targets, v.lsOptions())
-				if ctx.Err() != nil {
-					return nil
-				}
+			o := deploy.MonitOptions{LsOptions: v.lsOptions(), Count: v.cfg.Count, Interval: v.cfg.Interval}
+			return deploy.Monit(c.Context(), v.targets, o, func(i int, hosts []deploy.HostStatus) error {
 				if tty {
 					fmt.Fprint(r.stdout, "\033[H\033[2J")
 				} else if i > 0 {
 					fmt.Fprintln(r.stdout)
 				}
 				fmt.Fprintf(r.stdout, "deploylab monit  %s  (Ctrl-C to quit)\n\n", time.Now().Format("15:04:05"))
-				if err := deploy.WriteLs(r.stdout, hosts); err != nil {
-					return err
-				}
-				if count != 0 && i == count-1 {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(max(every-time.Since(start), 0)):
-				}
-			}
-			return nil
+				return deploy.WriteLs(r.stdout, hosts)
+			})
 		},
 	}
 	addHostFlags(c, time.Minute)
