@@ -20,7 +20,33 @@ func (*allOfCheck) decode(d *decoder) { d.alternatives("checks") }
 func (*allOfCheck) describe(func(k, v string)) {}
 
 func (*allOfCheck) eval(e *env, c *Check) Result {
-	var oks, fails, errs, skips []string
+	p := evalParts(e, c)
+	switch {
+	case len(p.fails) > 0:
+		return failed(strings.Join(append(p.fails, p.oks...), "; "), "no se cumple todo lo pedido")
+	case len(p.errs) > 0:
+		r := errorf("%s", strings.Join(p.errs, "; "))
+		r.Evidence = strings.Join(p.oks, "; ")
+		return r
+	case len(p.skips) > 0:
+		return skipf("%s", strings.Join(p.skips, "; "))
+	}
+	return pass(strings.Join(p.oks, "; "))
+}
+
+// parts is what a check's parts (all_of) or alternatives (any_of) said, in
+// their order, each line labelled with the part's name (or id): the
+// evidence of those that passed, the reason (and evidence) of those that
+// failed, the reason of those in error or skipped; firstReason is the
+// reason of the first that failed.
+type parts struct {
+	oks, fails, errs, skips []string
+	firstReason             string
+}
+
+// evalParts evaluates every part of c (c.Checks).
+func evalParts(e *env, c *Check) parts {
+	var p parts
 	for i := range c.Checks {
 		part := &c.Checks[i]
 		r := e.eval(part)
@@ -30,28 +56,21 @@ func (*allOfCheck) eval(e *env, c *Check) Result {
 		}
 		switch r.Outcome {
 		case Pass:
-			oks = append(oks, label+": "+r.Evidence)
+			p.oks = append(p.oks, label+": "+r.Evidence)
 		case Fail:
 			s := label + ": " + r.Reason
 			if r.Evidence != "" {
 				s += " (" + r.Evidence + ")"
 			}
-			fails = append(fails, s)
+			p.fails = append(p.fails, s)
+			if p.firstReason == "" {
+				p.firstReason = r.Reason
+			}
 		case Error:
-			errs = append(errs, label+": "+r.Reason)
+			p.errs = append(p.errs, label+": "+r.Reason)
 		case Skip:
-			skips = append(skips, label+": "+r.Reason)
+			p.skips = append(p.skips, label+": "+r.Reason)
 		}
 	}
-	switch {
-	case len(fails) > 0:
-		return failed(strings.Join(append(fails, oks...), "; "), "no se cumple todo lo pedido")
-	case len(errs) > 0:
-		r := errorf("%s", strings.Join(errs, "; "))
-		r.Evidence = strings.Join(oks, "; ")
-		return r
-	case len(skips) > 0:
-		return skipf("%s", strings.Join(skips, "; "))
-	}
-	return pass(strings.Join(oks, "; "))
+	return p
 }

@@ -19,45 +19,24 @@ func (*anyOfCheck) decode(d *decoder) { d.alternatives("checks") }
 func (*anyOfCheck) describe(func(k, v string)) {}
 
 func (*anyOfCheck) eval(e *env, c *Check) Result {
-	var fails, errs, skips []string
-	// first is why the first alternative (the practice's own way) failed:
-	// the reason a student reads; Evidence lists every alternative.
-	first := ""
-	for i := range c.Checks {
-		alt := &c.Checks[i]
-		r := e.eval(alt)
-		label := alt.Name
-		if label == "" {
-			label = alt.ID
-		}
-		switch r.Outcome {
-		case Pass:
-			return pass(label + ": " + r.Evidence)
-		case Fail:
-			s := label + ": " + r.Reason
-			if r.Evidence != "" {
-				s += " (" + r.Evidence + ")"
-			}
-			fails = append(fails, s)
-			if first == "" {
-				first = r.Reason
-			}
-		case Error:
-			errs = append(errs, label+": "+r.Reason)
-		case Skip:
-			skips = append(skips, label+": "+r.Reason)
-		}
-	}
+	// Parts are pure functions of the facts: evaluating them all and taking
+	// the first that passed is evaluating them until one passes.
+	p := evalParts(e, c)
 	switch {
-	case len(errs) > 0:
-		r := errorf("%s", strings.Join(errs, "; "))
-		r.Evidence = strings.Join(fails, "; ")
+	case len(p.oks) > 0:
+		return pass(p.oks[0])
+	case len(p.errs) > 0:
+		r := errorf("%s", strings.Join(p.errs, "; "))
+		r.Evidence = strings.Join(p.fails, "; ")
 		return r
-	case len(fails) > 0:
+	case len(p.fails) > 0:
+		// The first alternative's (the practice's own way) reason is the
+		// one a student reads; Evidence lists every alternative.
+		first := p.firstReason
 		if first == "" {
 			first = "no se cumple ninguna alternativa"
 		}
-		return failed(strings.Join(fails, "; "), "%s", first)
+		return failed(strings.Join(p.fails, "; "), "%s", first)
 	}
-	return skipf("%s", strings.Join(skips, "; "))
+	return skipf("%s", strings.Join(p.skips, "; "))
 }

@@ -30,30 +30,45 @@ func (r *reloadCheck) describe(add func(k, v string)) {
 }
 
 func (r *reloadCheck) eval(e *env, c *Check) Result {
-	if e.f.Active == nil {
-		return skipf("solo se comprueba con --active")
-	}
-	servers, res := e.pick(c)
+	o, res := activeObservation(e, c, "recarga", func(a *ActiveFacts) []ReloadObservation { return a.Reload },
+		func(o ReloadObservation) int { return o.Port })
 	if res != nil {
 		return *res
 	}
+	ev := fmt.Sprintf("puerto %d: %d peticiones durante la recarga, %d fallidas", o.Port, o.Requests, o.Failed)
+	if o.Detail != "" {
+		ev += "; " + o.Detail
+	}
+	if o.Requests == 0 {
+		return Result{Outcome: Error, Evidence: ev, Reason: "no se llegó a enviar ninguna petición"}
+	}
+	if o.Failed > r.MaxFailed {
+		return failed(ev, "se perdieron peticiones (máximo %d)", r.MaxFailed)
+	}
+	return pass(ev)
+}
+
+// activeObservation is the start of the --active kinds' evaluation: skipped
+// without --active; else the observation (of all, by port) of the first of
+// the check's servers that has one; else an error naming what was not
+// observed.
+func activeObservation[T any](e *env, c *Check, what string, all func(*ActiveFacts) []T, port func(T) int) (T, *Result) {
+	var zero T
+	if e.f.Active == nil {
+		r := skipf("solo se comprueba con --active")
+		return zero, &r
+	}
+	servers, res := e.pick(c)
+	if res != nil {
+		return zero, res
+	}
 	for _, s := range servers {
-		for _, o := range e.f.Active.Reload {
-			if o.Port != s.Port {
-				continue
+		for _, o := range all(e.f.Active) {
+			if port(o) == s.Port {
+				return o, nil
 			}
-			ev := fmt.Sprintf("puerto %d: %d peticiones durante la recarga, %d fallidas", o.Port, o.Requests, o.Failed)
-			if o.Detail != "" {
-				ev += "; " + o.Detail
-			}
-			if o.Requests == 0 {
-				return Result{Outcome: Error, Evidence: ev, Reason: "no se llegó a enviar ninguna petición"}
-			}
-			if o.Failed > r.MaxFailed {
-				return failed(ev, "se perdieron peticiones (máximo %d)", r.MaxFailed)
-			}
-			return pass(ev)
 		}
 	}
-	return errorf("no hay observación de recarga para el puerto %d", servers[0].Port)
+	r := errorf("no hay observación de %s para el puerto %d", what, servers[0].Port)
+	return zero, &r
 }

@@ -18,30 +18,20 @@ func (*respawnCheck) decode(d *decoder) { d.target(ServerCluster) }
 func (*respawnCheck) describe(func(k, v string)) {}
 
 func (*respawnCheck) eval(e *env, c *Check) Result {
-	if e.f.Active == nil {
-		return skipf("solo se comprueba con --active")
-	}
-	servers, res := e.pick(c)
+	o, res := activeObservation(e, c, "respawn", func(a *ActiveFacts) []RespawnObservation { return a.Respawn },
+		func(o RespawnObservation) int { return o.Port })
 	if res != nil {
 		return *res
 	}
-	for _, s := range servers {
-		for _, o := range e.f.Active.Respawn {
-			if o.Port != s.Port {
-				continue
-			}
-			ev := fmt.Sprintf("puerto %d: se mató el worker %d", o.Port, o.KilledPID)
-			if o.Respawned {
-				ev += fmt.Sprintf("; el worker %d lo sustituyó en %s", o.NewPID, fmtMillis(float64(o.After.Microseconds())/1000))
-			}
-			if o.Detail != "" {
-				ev += "; " + o.Detail
-			}
-			if o.Respawned {
-				return pass(ev)
-			}
-			return failed(ev, "el worker no se volvió a levantar")
-		}
+	ev := fmt.Sprintf("puerto %d: se mató el worker %d", o.Port, o.KilledPID)
+	if o.Respawned {
+		ev += fmt.Sprintf("; el worker %d lo sustituyó en %s", o.NewPID, fmtMillis(float64(o.After.Microseconds())/1000))
 	}
-	return errorf("no hay observación de respawn para el puerto %d", servers[0].Port)
+	if o.Detail != "" {
+		ev += "; " + o.Detail
+	}
+	if o.Respawned {
+		return pass(ev)
+	}
+	return failed(ev, "el worker no se volvió a levantar")
 }

@@ -375,25 +375,12 @@ func (l *Lab) cleanup(ctx context.Context, graceful bool) error {
 
 func (l *Lab) cleanupHost(ctx context.Context, h *hostState, graceful bool) error {
 	var errs []error
-	if graceful && alive(h.PID, h.PIDStart) && ctx.Err() == nil {
-		// systemd-nspawn asks the container's systemd to power off on SIGTERM.
-		_ = killPID(h.PID, h.PIDStart, sigTERM)
-		deadline := time.Now().Add(5 * time.Second)
-		for alive(h.PID, h.PIDStart) && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
-		}
+	grace := time.Duration(0)
+	if graceful {
+		grace = 5 * time.Second
 	}
-	if alive(h.PID, h.PIDStart) {
-		_ = killPID(h.PID, h.PIDStart, sigKILL)
-	}
-	if err := killCgroups(h.Cgroups, 15*time.Second); err != nil {
+	if err := powerOff(ctx, h, grace); err != nil {
 		errs = append(errs, err)
-	}
-	for i := 0; i < 100 && alive(h.PID, h.PIDStart); i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if alive(h.PID, h.PIDStart) {
-		errs = append(errs, fmt.Errorf("%s: container process %d survived SIGKILL", h.Name, h.PID))
 	}
 	if err := removeCgroups(h.Cgroups); err != nil {
 		errs = append(errs, err)

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,30 +62,39 @@ func (l *Lab) PowerOff(ctx context.Context, name string) error {
 	if !alive(h.PID, h.PIDStart) {
 		return nil
 	}
-	// systemd-nspawn asks the container's systemd to power off on SIGTERM.
-	_ = killPID(h.PID, h.PIDStart, sigTERM)
-	deadline := time.Now().Add(30 * time.Second)
-	for alive(h.PID, h.PIDStart) && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+	if err := powerOff(ctx, h, 30*time.Second); err != nil {
+		return fmt.Errorf("%s: power off: %w", h.Name, err)
+	}
+	return ctx.Err()
+}
+
+// powerOff ends h's container. With a grace period it first sends SIGTERM,
+// on which systemd-nspawn asks the container's systemd to power off, and
+// waits up to grace for it to end (a cancelled ctx cuts the wait short).
+// Then SIGKILL, whatever the container left in its cgroups goes with it (as
+// on a VM), and it waits for the process to exit.
+func powerOff(ctx context.Context, h *hostState, grace time.Duration) error {
+	if grace > 0 && alive(h.PID, h.PIDStart) && ctx.Err() == nil {
+		_ = killPID(h.PID, h.PIDStart, sigTERM)
+		deadline := time.Now().Add(grace)
+		for alive(h.PID, h.PIDStart) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	if alive(h.PID, h.PIDStart) {
 		_ = killPID(h.PID, h.PIDStart, sigKILL)
 	}
-	// Whatever the container left in its cgroups goes with it, as on a VM.
+	var errs []error
 	if err := killCgroups(h.Cgroups, 15*time.Second); err != nil {
-		return fmt.Errorf("%s: power off: %w", h.Name, err)
+		errs = append(errs, err)
 	}
 	for i := 0; i < 100 && alive(h.PID, h.PIDStart); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if alive(h.PID, h.PIDStart) {
-		return fmt.Errorf("%s: container process %d survived SIGKILL", h.Name, h.PID)
+		errs = append(errs, fmt.Errorf("%s: container process %d survived SIGKILL", h.Name, h.PID))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Reboot powers host name off and boots it again on the same disk, address
