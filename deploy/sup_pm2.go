@@ -133,8 +133,7 @@ func pm2Up(ctx context.Context, h *HostRun, d Deployment, release string, timeou
 			st[k] = strings.TrimSpace(v)
 		}
 	}
-	var procs []observe.PM2App
-	_ = json.Unmarshal([]byte(st["jlist"]), &procs)
+	procs, _ := parseJlist(st["jlist"])
 	online := map[string]bool{}
 	for _, p := range procs {
 		online[p.Name] = p.Status == "online"

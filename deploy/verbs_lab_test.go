@@ -12,7 +12,6 @@ import (
 	"github.com/deploylab/deploylab/internal/syncbuf"
 	"github.com/deploylab/deploylab/lab"
 	"github.com/deploylab/deploylab/lab/labtest"
-	"github.com/deploylab/deploylab/observe"
 )
 
 func verbCtx(t *testing.T) context.Context {
@@ -276,8 +275,8 @@ func TestVerbsLab(t *testing.T) {
 			}
 		}
 		d, _ := NewDeployment(DeploymentOptions{})
-		var procs []observe.PM2App
-		if err := json.Unmarshal([]byte(lastLine(remoteRun(t, h, pm2Env(d)+" pm2 jlist"))), &procs); err != nil {
+		procs, err := parseJlist(lastLine(remoteRun(t, h, pm2Env(d)+" pm2 jlist")))
+		if err != nil {
 			t.Fatalf("pm2 jlist: %v", err)
 		}
 		online := 0

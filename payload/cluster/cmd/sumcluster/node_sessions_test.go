@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploylab/deploylab/internal/need"
 	"github.com/deploylab/deploylab/nodeapp"
 	"github.com/deploylab/deploylab/payload/loadgen"
 )
@@ -25,17 +26,12 @@ import (
 // cluster: the same scenario on real processes gives the same answers.
 
 // nodeModules returns the practice's Express node_modules (package nodeapp's
-// directory; npm ci from its package-lock.json if missing). Node is a prerequisite: missing, the test
-// fails in CI and is skipped, with the reason, elsewhere.
+// directory; npm ci from its package-lock.json if missing). Node is a
+// prerequisite, asked of internal/need.
 func nodeModules(t *testing.T) string {
 	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found: apt-get install nodejs npm", tool)
-			}
-			t.Skipf("%s not found (apt-get install nodejs npm)", tool)
-		}
+		need.Tool(t, tool, "apt-get install nodejs npm")
 	}
 	dir, err := nodeapp.Dir()
 	if err != nil {
