@@ -275,6 +275,7 @@ scenarios:
 // source it can reach (a base lab host: no internet), up --app node says so
 // in one line with what to do, and check mode says it would install them.
 func TestUpNodeNoPackagesLab(t *testing.T) {
+	t.Parallel() // its own lab; no throughput assertion (TestUpNodeLab, which has one, runs before the parallel tests)
 	l := labtest.Start(t, labtest.Options{})
 	targets := labTargets(l.Hosts()[0])
 	rc := runUpNode(t, true, targets)

@@ -140,6 +140,7 @@ func remoteRun(t *testing.T, h lab.Host, cmd string) string {
 // a second run, check mode, a new payload under load, a killed master, an
 // inventory with a stopped host, and a wrong host key.
 func TestUpLab(t *testing.T) {
+	t.Parallel() // its own lab; no throughput assertion (TestUpNodeLab, which has one, runs before the parallel tests)
 	l := labtest.Start(t, labtest.Options{Hosts: 3})
 	hosts := l.Hosts()
 	h1, h2, h3 := hosts[0], hosts[1], hosts[2]

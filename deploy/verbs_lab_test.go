@@ -160,6 +160,7 @@ func downAndCheck(t *testing.T, h lab.Host) {
 // TestVerbsLab runs the verbs on lab hosts: under systemd on one host and
 // under PM2 on the other, at the same time.
 func TestVerbsLab(t *testing.T) {
+	t.Parallel() // its own lab; no throughput assertion (TestUpNodeLab, which has one, runs before the parallel tests)
 	l := labtest.Start(t, labtest.Options{Hosts: 2, Variant: lab.VariantNode})
 	hosts := l.Hosts()
 	b := &testBuilder{cache: t.TempDir()}

@@ -20,6 +20,7 @@ import (
 // table complete, the spreadsheet written, the lab host stopped and nothing
 // left behind; then `demo --help` names the short plan.
 func TestDemoLab(t *testing.T) {
+	t.Parallel() // its own lab host; no throughput assertion
 	labtest.Skip(t)
 	dir := t.TempDir()
 	labDir := filepath.Join(dir, "lab")

@@ -26,6 +26,7 @@ import (
 //	password.yaml the lab host with no key: password login, the password in
 //	              $LAB_PASSWORD (the lab's deploy password)
 func TestUpLabScripts(t *testing.T) {
+	t.Parallel() // its own lab host; no throughput assertion
 	l := labtest.Start(t, labtest.Options{Hosts: 1})
 	h := l.Hosts()[0]
 	goEnv := goEnvironment(t)

@@ -16,6 +16,7 @@ import (
 // they cannot share TestUpLabScripts' host with up_lab.txtar, which runs at
 // the same time. They find lab.yaml in $WORK.
 func TestVerbsLabScripts(t *testing.T) {
+	t.Parallel() // its own lab host; no throughput assertion
 	l := labtest.Start(t, labtest.Options{Hosts: 1, Variant: lab.VariantNode})
 	h := l.Hosts()[0]
 	goEnv := goEnvironment(t)
