@@ -76,13 +76,4 @@ func (p *prober) probe(ctx context.Context, o obs.Options) (checks.HostFacts, er
 }
 
 // firstLine is the first line of what the host printed, escaped.
-func firstLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return safetext.Line(s)
-}
+func firstLine(b []byte) string { return safetext.Line(obs.FirstLine(b)) }

@@ -24,13 +24,14 @@ func Gather(ctx context.Context, run RunFunc, o Options) (Host, error) {
 		err = errors.New("output incomplete (no end marker)")
 	}
 	if err != nil {
-		return Host{}, fmt.Errorf("gather facts: parse facts: %w (exit status %d, stderr %q)", err, exit, firstLine(stderr))
+		return Host{}, fmt.Errorf("gather facts: parse facts: %w (exit status %d, stderr %q)", err, exit, FirstLine(stderr))
 	}
 	return h, nil
 }
 
-// firstLine is the first line of b, at most 200 bytes.
-func firstLine(b []byte) string {
+// FirstLine is the first line of what a host printed (b), trimmed, at
+// most 200 bytes: for an error message (escape it before a terminal).
+func FirstLine(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
