@@ -298,19 +298,14 @@ echo "a PM2 daemon did not exit within 60 s of SIGTERM: $pids"; exit 1`)
 
 // settle waits until the booted host is as a teacher would find it long
 // after the boot: systemd has finished starting the units (pm2-USER's
-// resurrect included), and the apps a PM2 daemon brought back listen and
-// have finished starting (their CPU time stands still for a second).
+// resurrect included), and the apps (PM2's, a unit's, a nohup's: every node
+// process) listen and have finished starting (their CPU time stands still
+// for a second).
 // It fails, rather than letting the grade see a half-booted host, after
 // 3 minutes.
 func settle(ctx context.Context, h lab.Host) error {
 	_, err := rootRun(ctx, h, `systemctl is-system-running --wait >/dev/null 2>&1
-apps() {
-	for g in $(pgrep -f '^PM2 v[0-9.]+: God Daemon'); do
-		for p in $(pgrep -P "$g"); do
-			case "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)" in PM2*) ;; *) echo "$p" ;; esac
-		done
-	done
-}
+apps() { pgrep -f '^([^ ]*/)?(node|nodejs)( |$)'; }
 ticks() {
 	for p in $(apps); do
 		echo "$p $(cut -d')' -f2- /proc/$p/stat 2>/dev/null | awk '{print $12+$13}')"
@@ -325,7 +320,7 @@ for i in $(seq 360); do
 	prev=$cur
 	sleep 0.5
 done
-echo "PM2's apps did not settle within 3 minutes of the boot:"; ss -Hltnp; ps -eo pid,ppid,etimes,time,args | grep -v ' \[' ; exit 1`)
+echo "the node apps did not settle within 3 minutes:"; ss -Hltnp; ps -eo pid,ppid,etimes,time,args | grep -v ' \[' ; exit 1`)
 	return err
 }
 
