@@ -14,7 +14,7 @@ bench:
 	scripts/bench.sh
 clean:
 	rm -rf bin
-# The grader against the class of 15 student VMs (grade/testdata/class):
+# The grader against the class of 17 student VMs (grade/testdata/class):
 # about 8 minutes on 2 cores; also part of `make test` (scripts/test.sh).
 class:
 	go test -count=1 -timeout 40m -run TestClassLab -v ./grade/
