@@ -124,8 +124,8 @@ func checkSessionsRuns(t *testing.T, recs []*Record) {
 				t.Errorf("memory: no session lost with 2 workers: %+v", *s)
 			}
 		case "master":
-			if s.Lost != 0 || s.LogoutLeaks != 0 {
-				t.Errorf("master: %d lost, %d logout leaks; want none after propagation", s.Lost, s.LogoutLeaks)
+			if s.Lost != 0 || s.LogoutLeaks != 0 || s.PropagateTimeouts != 0 {
+				t.Errorf("master: %d lost, %d logout leaks, %d propagation waits timed out; want none after propagation", s.Lost, s.LogoutLeaks, s.PropagateTimeouts)
 			}
 			if s.Propagation.N == 0 || s.Revocation.N == 0 {
 				t.Errorf("master: no propagation measured: %+v %+v", s.Propagation, s.Revocation)

@@ -363,7 +363,7 @@ const benchPage = `{{define "page"}}<!DOCTYPE html>
 <h3>Sessions: {{.SessionsDescribe}}</h3>
 <p class="lesson">A server that keeps its users' tokens in memory breaks under a cluster: the next request lands on another worker, which does not know the token. The master can relay every new and revoked token to the other workers (and hand the whole set to a new worker), or the server can keep no state at all with signed tokens, which a logout cannot revoke before they expire.</p>
 <table class="figures">
-<thead><tr><th>mode</th><th>lost after settle</th><th>lost at once</th><th>new token p50</th><th>p99</th><th>logout p99</th><th>leaks after logout</th><th>GET /me rps</th></tr></thead>
+<thead><tr><th>mode</th><th>lost follow-ups</th><th>lost at once</th><th>new token p50</th><th>p99</th><th>logout p99</th><th>leaks after logout</th><th>GET /me rps</th></tr></thead>
 <tbody>{{range .Sessions}}<tr><td>{{.Mode}}</td><td>{{.Lost}}</td><td>{{.Early}}</td><td>{{.PropP50}}</td><td>{{.PropP99}}</td><td>{{.Logout}}</td><td>{{.Leaks}}</td><td>{{.RPS}}</td></tr>
 {{end}}</tbody>
 </table>

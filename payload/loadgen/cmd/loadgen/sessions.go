@@ -29,6 +29,9 @@ logins a second in the background. Prints the result as JSON
   --gets N           GET /me per user after --settle (default 4)
   -c N               users at once (default 8)
   --settle D         time a token gets to reach every worker (default 20ms)
+  --propagate D      instead of --settle, wait until --workers workers say
+                     they hold the token (after a logout: dropped it), for at
+                     most D (a server that shares its tokens: master mode)
   --workers N        the cluster's workers, to read their stats (default 2)
   --stats-socket P   sumcluster's stats socket: wait for the workers, and
                      kill one after a third of the users, recycle one after
@@ -51,6 +54,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&o.Gets, "gets", 4, "")
 	fs.IntVar(&o.Concurrency, "c", 8, "")
 	fs.DurationVar(&o.Settle, "settle", 20*time.Millisecond, "")
+	fs.DurationVar(&o.Propagate, "propagate", 0, "")
 	fs.IntVar(&o.Workers, "workers", 2, "")
 	fs.StringVar(&sock, "stats-socket", "", "")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "")
@@ -80,6 +84,8 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageErr("-c: want 1 to 10000, got %d", o.Concurrency)
 	case o.Workers < 0 || o.Workers > 1024:
 		return usageErr("--workers: want 0 to 1024, got %d", o.Workers)
+	case o.Propagate < 0 || o.Propagate > 10*time.Minute:
+		return usageErr("--propagate: want 0 to 10m, got %s", o.Propagate)
 	case rate < 0 || rate > time.Hour || churn < 0 || churn > 10_000:
 		return usageErr("--rate: want 0 to 1h, --churn 0 to 10000")
 	}
