@@ -110,3 +110,33 @@ func TestSessionsProbe(t *testing.T) {
 		})
 	}
 }
+
+// rubric.yaml's optional sessions criterion (commented out: off by
+// default) parses once a teacher uncomments it and raises total.
+func TestDefaultRubricSessionsOptIn(t *testing.T) {
+	b, err := os.ReadFile("../rubric.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if r, err := ParseRubric("rubric.yaml", b); err != nil || strings.Contains(fmt.Sprint(r.Criteria), "sesiones") {
+		t.Fatalf("default rubric: %v (the sessions criterion must be off)", err)
+	}
+	i := strings.Index(text, "#  - id: sesiones\n")
+	if i < 0 {
+		t.Fatal("rubric.yaml has no commented sessions criterion")
+	}
+	var on []string
+	for _, l := range strings.Split(text[i:], "\n") {
+		on = append(on, strings.TrimPrefix(l, "#"))
+	}
+	y := strings.Replace(text[:i], "total: 10", "total: 11", 1) + strings.Join(on, "\n")
+	r, err := ParseRubric("rubric.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("rubric with the sessions criterion on: %v", err)
+	}
+	last := r.Criteria[len(r.Criteria)-1]
+	if last.ID != "sesiones" || len(last.Checks) != 1 || last.Checks[0].Kind != KindSessions {
+		t.Errorf("last criterion %+v, want sesiones with a sessions check", last)
+	}
+}
