@@ -43,9 +43,9 @@ type HostFacts struct {
 
 	// What tells a cloned VM (grade's Similitud sheet): /etc/machine-id,
 	// the SSH host keys' fingerprints, the shell history files' hashes.
-	MachineID    string
-	HostKeys     []string
-	HistoryFiles []HistoryFile
+	MachineID    string        `json:",omitempty"`
+	HostKeys     []string      `json:",omitempty"`
+	HistoryFiles []HistoryFile `json:",omitempty"`
 	Commands     []CommandResult
 
 	// Active holds what the active prober observed (nil without --active).
