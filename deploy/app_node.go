@@ -11,6 +11,7 @@ import (
 
 	"github.com/deploylab/deploylab/internal/fail"
 	"github.com/deploylab/deploylab/nodeapp"
+	"github.com/deploylab/deploylab/payload/sessions"
 )
 
 // This file is the Node app: the practice's own stack, its Express app
@@ -30,6 +31,11 @@ const (
 	NodeClusterApp = "deploylab-node-cluster"
 	// NodeMinMajor is the oldest Node.js Express 5 runs on.
 	NodeMinMajor = 18
+	// DefaultNodeSessionsPort and DefaultNodeSessionsDir are up --app
+	// node-sessions' (the stateful cluster's Node model answer): its memory,
+	// master and stateless apps listen on 3110, 3111 and 3112.
+	DefaultNodeSessionsPort = 3110
+	DefaultNodeSessionsDir  = "deploylab-node-sessions"
 )
 
 // NodeDeployment says how the practice's Node app is deployed: the app
@@ -47,6 +53,11 @@ type NodeDeployment struct {
 	// GlobalTools installs pm2 and loadtest with npm -g (as root) when
 	// missing, instead of in the app directory's .tools.
 	GlobalTools bool
+	// Sessions deploys the stateful cluster's Node model answer
+	// (payload/sessions/node/sessions.js, its own cluster of Instances
+	// workers) instead of the practice's app: three PM2 apps in fork mode,
+	// SESSIONS=memory, master and stateless, on Port, Port+1 and Port+2.
+	Sessions bool
 }
 
 // NodeOptions are the user's choices for NewNodeDeployment.
@@ -55,11 +66,24 @@ type NodeOptions struct {
 	Port, ClusterPort int
 	Instances         int
 	GlobalTools       bool
+	Sessions          bool
 }
 
 // NewNodeDeployment validates o and fills the defaults.
 func NewNodeDeployment(o NodeOptions) (NodeDeployment, error) {
-	n := NodeDeployment{Dir: o.Dir, Port: o.Port, ClusterPort: o.ClusterPort, Instances: o.Instances, GlobalTools: o.GlobalTools}
+	n := NodeDeployment{Dir: o.Dir, Port: o.Port, ClusterPort: o.ClusterPort, Instances: o.Instances, GlobalTools: o.GlobalTools, Sessions: o.Sessions}
+	if n.Sessions {
+		if n.Dir == "" {
+			n.Dir = DefaultNodeSessionsDir
+		}
+		if n.Port == 0 {
+			n.Port = DefaultNodeSessionsPort
+		}
+		if n.Port > 65533 {
+			return NodeDeployment{}, fail.Errorf(fail.Usage, "use a port up to 65533 (the three modes take it and the next two)", "--node-port %d is out of range", n.Port)
+		}
+		n.ClusterPort = n.Port + 1
+	}
 	if n.Dir == "" {
 		n.Dir = DefaultNodeDir
 	}
@@ -110,6 +134,14 @@ func PM2Unit(user string) string { return "pm2-" + user + ".service" }
 // Service per PM2 app, Program "node"), for the verbs that work on any
 // deployment (ls, logs, reload... through pm2 jlist).
 func (n NodeDeployment) Deployment() Deployment {
+	if n.Sessions {
+		d := Deployment{Root: n.Dir, Supervisor: SupervisorPM2}
+		for _, a := range n.pm2Apps() {
+			d.Services = append(d.Services, Service{Name: strings.TrimPrefix(a.name, "deploylab-"), Program: "node", Port: a.port,
+				Description: "the stateful cluster's Node model answer, " + a.mode + " mode (its own cluster, PM2 fork mode)"})
+		}
+		return d
+	}
 	return Deployment{
 		Root:       n.Dir,
 		Supervisor: SupervisorPM2,
@@ -146,10 +178,76 @@ func init() {
 	registerApp("node", func(o AppOptions) (App, error) {
 		return NewNodeDeployment(NodeOptions{Port: o.NodePort, ClusterPort: o.NodeClusterPort, Instances: o.Instances})
 	})
+	registerApp("node-sessions", func(o AppOptions) (App, error) {
+		return NewNodeDeployment(NodeOptions{Sessions: true, Instances: o.Instances})
+	})
 }
 
-// AppName is "node".
-func (n NodeDeployment) AppName() string { return "node" }
+// AppName is "node" (or "node-sessions").
+func (n NodeDeployment) AppName() string {
+	if n.Sessions {
+		return "node-sessions"
+	}
+	return "node"
+}
+
+// nodePM2App is one PM2 app of a Node deployment.
+type nodePM2App struct {
+	name, script, mode string // mode: fork or cluster
+	instances, port    int
+	env                string // more env entries, as JS
+	waitReady          bool   // the script sends "ready" once it listens
+	sessions           string // the sessions mode, for the model answer
+}
+
+// pm2Apps are the deployment's PM2 apps: the practice's single and
+// cluster apps, or the model answer's three modes.
+func (n NodeDeployment) pm2Apps() []nodePM2App {
+	if !n.Sessions {
+		return []nodePM2App{
+			{name: NodeSingleApp, script: "app.js", mode: "fork", instances: 1, port: n.Port, waitReady: true},
+			{name: NodeClusterApp, script: "app.js", mode: "cluster", instances: n.Instances, port: n.ClusterPort, waitReady: true},
+		}
+	}
+	var out []nodePM2App
+	for i, m := range []string{"memory", "master", "stateless"} {
+		env := fmt.Sprintf("SESSIONS: %q, SESSION_KEY_FILE: %q", m, nodeSessionKey)
+		if n.Instances > 0 {
+			env += fmt.Sprintf(", WORKERS: %d", n.Instances)
+		}
+		out = append(out, nodePM2App{name: "deploylab-node-sessions-" + m, script: "sessions.js", mode: "fork", instances: 1, port: n.Port + i, env: env, sessions: m})
+	}
+	return out
+}
+
+// nodeSessionKey is the stateless mode's key file, in the app directory
+// (made on the host by up, never uploaded).
+const nodeSessionKey = "session.key"
+
+// appNames are the deployment's PM2 app names.
+func (n NodeDeployment) appNames() []string {
+	var out []string
+	for _, a := range n.pm2Apps() {
+		out = append(out, a.name)
+	}
+	return out
+}
+
+// fileNames are the files up uploads to the app directory, in order.
+func (n NodeDeployment) fileNames() []string {
+	if n.Sessions {
+		return []string{"sessions.js", "package.json", "package-lock.json", "ecosystem.config.js"}
+	}
+	return nodeFileOrder
+}
+
+// scriptFile is the content of the PM2 apps' script.
+func (n NodeDeployment) scriptFile() []byte {
+	if n.Sessions {
+		return sessions.NodeModelAnswer
+	}
+	return nodeapp.File("app.js")
+}
 
 func (n NodeDeployment) backend() runner {
 	if n.Port == 0 {
@@ -280,6 +378,10 @@ func (b nodeBackend) nodeFilesFor(dir string) map[string][]byte {
 	for _, name := range nodeapp.Files {
 		m[name] = nodeapp.File(name)
 	}
+	if b.n.Sessions {
+		m = map[string][]byte{"ecosystem.config.js": m["ecosystem.config.js"], "sessions.js": sessions.NodeModelAnswer,
+			"package.json": m["package.json"], "package-lock.json": m["package-lock.json"]}
+	}
 	return m
 }
 
@@ -289,7 +391,7 @@ var nodeFileOrder = append(append([]string{}, nodeapp.Files...), "ecosystem.conf
 func (b nodeBackend) app(ctx context.Context, h *HostRun, st *nodeHost) TaskResult {
 	files := b.nodeFilesFor(st.dir)
 	var paths []string
-	for _, name := range nodeFileOrder {
+	for _, name := range b.n.fileNames() {
 		paths = append(paths, path.Join(st.dir, name))
 	}
 	sums, err := remoteSums(ctx, h, paths)
@@ -297,7 +399,24 @@ func (b nodeBackend) app(ctx context.Context, h *HostRun, st *nodeHost) TaskResu
 		return Fail(err)
 	}
 	var changes []string
-	for _, name := range nodeFileOrder {
+	if b.n.Sessions {
+		// The stateless mode's key: made once on the host, never uploaded.
+		key := path.Join(st.dir, nodeSessionKey)
+		out, err := userSh(ctx, h, "session key", fmt.Sprintf("[ -s %[1]s ] && echo have; exit 0", q(key)))
+		if err != nil {
+			return Fail(err)
+		}
+		if strings.TrimSpace(out) != "have" {
+			if h.Check {
+				changes = append(changes, key)
+			} else if _, err := userSh(ctx, h, "session key", fmt.Sprintf("mkdir -p %[2]s && (umask 077 && head -c 32 /dev/urandom > %[1]s.new && mv -f %[1]s.new %[1]s)", q(key), q(st.dir))); err != nil {
+				return Fail(err)
+			} else {
+				changes = append(changes, key)
+			}
+		}
+	}
+	for _, name := range b.n.fileNames() {
 		p := path.Join(st.dir, name)
 		if sums[p] != sha256Hex(files[name]) {
 			changes = append(changes, p)
@@ -311,6 +430,9 @@ func (b nodeBackend) app(ctx context.Context, h *HostRun, st *nodeHost) TaskResu
 		return Change(changes, "would write %d files in %s", len(changes), st.dir)
 	}
 	for _, p := range changes {
+		if path.Base(p) == nodeSessionKey {
+			continue
+		}
 		if _, err := h.Exec.WriteFile(ctx, p, files[path.Base(p)], 0o644); err != nil {
 			return Fail(fmt.Errorf("upload %s: %w", p, err))
 		}
@@ -432,7 +554,12 @@ func (b nodeBackend) verify(ctx context.Context, h *HostRun, st *nodeHost, timeo
 	if h.Check && h.Changed() {
 		return Skip("check mode: the apps would change")
 	}
-	parts, bad, via, err := verifyPorts(ctx, h, []string{NodeSingleApp, NodeClusterApp}, []int{b.n.Port, b.n.ClusterPort}, timeout)
+	var names []string
+	var ports []int
+	for _, a := range b.n.pm2Apps() {
+		names, ports = append(names, a.name), append(ports, a.port)
+	}
+	parts, bad, via, err := verifyPorts(ctx, h, names, ports, timeout)
 	if err != nil {
 		return Fail(err)
 	}
@@ -722,7 +849,7 @@ func (b nodeBackend) downVerify(ctx context.Context, h *HostRun, hs *nodeHost) T
 	if st.DirExists {
 		left = append(left, st.Dir)
 	}
-	for _, a := range []string{NodeSingleApp, NodeClusterApp} {
+	for _, a := range b.n.appNames() {
 		if len(st.app(a)) > 0 {
 			left = append(left, "pm2:"+a)
 		}

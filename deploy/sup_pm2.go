@@ -484,31 +484,42 @@ func (p pm2User) running(ctx context.Context, h *HostRun, d *nodeHost) (string, 
 
 // Ecosystem renders ecosystem.config.js for the app directory dir.
 func (n NodeDeployment) Ecosystem(dir string) []byte {
-	app := func(name, mode string, instances, port int) string {
+	app := func(a nodePM2App) string {
+		name, mode, instances, port := a.name, a.mode, a.instances, a.port
+		env, ready := "", `      // app.js sends "ready" once it listens: PM2 waits for it (up to
+      // listen_timeout) before it counts a (re)started process as online.
+      wait_ready: true,
+      listen_timeout: 10000,`
+		if a.env != "" {
+			env = ", " + strings.ReplaceAll(a.env, nodeSessionKey, path.Join(dir, nodeSessionKey))
+		}
+		if !a.waitReady {
+			ready = `      // sessions.js is its own cluster (its primary forks the workers).
+      wait_ready: false,`
+		}
 		return fmt.Sprintf(`    {
       name: %q,
-      script: "app.js",
+      script: %q,
       cwd: %q,
       exec_mode: %q,
       instances: %d,
-      env: { PORT: %d, NODE_ENV: "production" },
-      // app.js sends "ready" once it listens: PM2 waits for it (up to
-      // listen_timeout) before it counts a (re)started process as online.
-      wait_ready: true,
-      listen_timeout: 10000,
+      env: { PORT: %d, NODE_ENV: "production"%s },
+%s
       // On stop or reload: SIGINT, then SIGKILL after kill_timeout.
       kill_timeout: 3000,
       exp_backoff_restart_delay: 100,
       max_memory_restart: "300M",
       // Each log line starts with its time (deploylab logs --app node).
       time: true,
-    }`, name, dir, mode, instances, port)
+    }`, name, a.script, dir, mode, instances, port, env, ready)
 	}
-	return []byte("// Written by deploylab up --app node; changes here are overwritten by the next run.\n" +
+	var apps strings.Builder
+	for _, a := range n.pm2Apps() {
+		apps.WriteString(app(a) + ",\n")
+	}
+	return []byte("// Written by deploylab up --app " + n.AppName() + "; changes here are overwritten by the next run.\n" +
 		"// pm2 start ecosystem.config.js  |  pm2 reload ecosystem.config.js  |  pm2 ls\n" +
-		"module.exports = {\n  apps: [\n" +
-		app(NodeSingleApp, "fork", 1, n.Port) + ",\n" +
-		app(NodeClusterApp, "cluster", n.Instances, n.ClusterPort) + ",\n  ],\n};\n")
+		"module.exports = {\n  apps: [\n" + apps.String() + "  ],\n};\n")
 }
 
 // startup makes PM2's daemon run under pm2-<user>.service (pm2 startup),
@@ -593,7 +604,15 @@ func (p pm2User) appsState(procs []observe.PM2App, dir string, cpus int) string 
 		n, port    int
 	}
 	var bad []string
-	for _, w := range []want{{NodeSingleApp, "fork_mode", 1, p.n.Port}, {NodeClusterApp, "cluster_mode", p.n.wantInstances(cpus), p.n.ClusterPort}} {
+	var wants []want
+	for _, a := range p.n.pm2Apps() {
+		n := 1
+		if a.mode == "cluster" {
+			n = p.n.wantInstances(cpus)
+		}
+		wants = append(wants, want{a.name, a.mode + "_mode", n, a.port})
+	}
+	for _, w := range wants {
 		online, total := 0, 0
 		for _, p := range procs {
 			if p.Name != w.name {
@@ -616,9 +635,10 @@ func (p pm2User) appsState(procs []observe.PM2App, dir string, cpus int) string 
 func (p pm2User) apps(ctx context.Context, h *HostRun, d *nodeHost) TaskResult {
 	applied := path.Join(d.dir, ".deploylab-applied")
 	eco := path.Join(d.dir, "ecosystem.config.js")
-	want := sha256Hex(p.n.Ecosystem(d.dir))[:16] + " " + sha256Hex(nodeapp.File("app.js"))[:16] + " " + sha256Hex(nodeapp.File("package-lock.json"))[:16]
+	want := sha256Hex(p.n.Ecosystem(d.dir))[:16] + " " + sha256Hex(p.n.scriptFile())[:16] + " " + sha256Hex(nodeapp.File("package-lock.json"))[:16]
+	names := strings.Join(p.n.appNames(), " and ")
 	if h.Check && (d.noNode || d.pm2 == "pm2") {
-		return Change([]string{"pm2 start " + eco}, "would start %s and %s", NodeSingleApp, NodeClusterApp)
+		return Change([]string{"pm2 start " + eco}, "would start %s", names)
 	}
 	out, err := userSh(ctx, h, "pm2 jlist", fmt.Sprintf("%s jlist; printf '\\n@@applied '; cat %s 2>/dev/null; echo", q(d.pm2), q(applied)))
 	if err != nil {
@@ -632,7 +652,7 @@ func (p pm2User) apps(ctx context.Context, h *HostRun, d *nodeHost) TaskResult {
 	bad := p.appsState(procs, d.dir, h.Facts.CPUs)
 	have := strings.TrimSpace(app)
 	if bad == "" && have == want {
-		return Ok("%s and %s online (cluster: %d instances)", NodeSingleApp, NodeClusterApp, p.n.wantInstances(h.Facts.CPUs))
+		return Ok("%s online%s", names, p.clusterNote(h.Facts.CPUs))
 	}
 	// The ecosystem (ports, modes, instances) changed or the apps are not
 	// as wanted: start afresh. Only the code or deps changed: reload.
@@ -665,11 +685,19 @@ printf '%%s\n' %[4]s > .deploylab-applied.new && mv -f .deploylab-applied.new .d
 		return Fail(fail.New(fail.Failed, "see: pm2 logs --lines 20", err))
 	}
 	verb := map[string]string{"start": "started", "reload": "reloaded"}[action]
-	msg := fmt.Sprintf("%s %s and %s (cluster: %d instances); pm2 save", verb, NodeSingleApp, NodeClusterApp, p.n.wantInstances(h.Facts.CPUs))
+	msg := fmt.Sprintf("%s %s%s; pm2 save", verb, names, p.clusterNote(h.Facts.CPUs))
 	if bad != "" && len(procs) > 0 {
 		msg += " (were: " + bad + ")"
 	}
 	return Change(change, "%s", msg)
+}
+
+// clusterNote is " (cluster: N instances)" for the practice's app.
+func (p pm2User) clusterNote(cpus int) string {
+	if p.n.Sessions {
+		return ""
+	}
+	return fmt.Sprintf(" (cluster: %d instances)", p.n.wantInstances(cpus))
 }
 
 // nodeState is what one round trip as the login user tells of the Node
@@ -695,6 +723,8 @@ type nodeState struct {
 	// Procs is pm2 jlist (nil when the daemon does not run: jlist would
 	// start one).
 	Procs []observe.PM2App
+	// apps are the deployment's PM2 app names (readNodeState).
+	apps []string
 }
 
 // stateScript prints nodeState, jlist last.
@@ -731,7 +761,20 @@ func readNodeState(ctx context.Context, h *HostRun, n NodeDeployment) (*nodeStat
 	if err != nil {
 		return nil, err
 	}
-	return parseNodeState(out)
+	st, err := parseNodeState(out)
+	if st != nil {
+		st.apps = n.appNames()
+	}
+	return st, err
+}
+
+// ours are the PM2 apps of the deployment read (the practice's pair when
+// the state was parsed alone).
+func (st *nodeState) ours() []string {
+	if st.apps != nil {
+		return st.apps
+	}
+	return []string{NodeSingleApp, NodeClusterApp}
 }
 
 func parseNodeState(out string) (*nodeState, error) {
@@ -789,7 +832,7 @@ func (st *nodeState) app(name string) []observe.PM2App {
 func (st *nodeState) others() []string {
 	var names []string
 	for _, p := range st.Procs {
-		if p.Name != NodeSingleApp && p.Name != NodeClusterApp && !slices.Contains(names, p.Name) {
+		if !slices.Contains(st.ours(), p.Name) && !slices.Contains(names, p.Name) {
 			names = append(names, p.Name)
 		}
 	}
@@ -887,7 +930,11 @@ func (p pm2User) daemon(ctx context.Context, h *HostRun, hs *nodeHost, verb Verb
 	if st.PM2 == "" {
 		return Fail(fail.Errorf(fail.Prereq, "deploy it first: deploylab up --app node", "pm2 is not installed for user %s", st.User))
 	}
-	if !st.DirExists && len(st.app(NodeSingleApp))+len(st.app(NodeClusterApp)) == 0 {
+	nApps := 0
+	for _, a := range st.ours() {
+		nApps += len(st.app(a))
+	}
+	if !st.DirExists && nApps == 0 {
 		return Fail(fail.Errorf(fail.Failed, "deploy it first: deploylab up --app node", "the Node app is not deployed for user %s (no %s)", st.User, st.Dir))
 	}
 	if st.Daemon {
@@ -1030,7 +1077,7 @@ func (p pm2User) down(ctx context.Context, h *HostRun, hs *nodeHost) TaskResult 
 	var changes, kept []string
 	var del, unit, home string
 	var ours []string
-	for _, a := range []string{NodeSingleApp, NodeClusterApp} {
+	for _, a := range st.ours() {
 		if len(st.app(a)) > 0 {
 			ours = append(ours, q(a))
 			changes = append(changes, "pm2:"+a)

@@ -143,6 +143,7 @@ func TestNewApp(t *testing.T) {
 		{"", "go", AppOptions{}, ""},
 		{"go", "go", AppOptions{Supervisor: SupervisorPM2}, ""},
 		{"node", "node", AppOptions{NodePort: 4100}, ""},
+		{"node-sessions", "node-sessions", AppOptions{Instances: 2}, ""},
 		{"go", "", AppOptions{Supervisor: "upstart"}, `supervisor "upstart" is not supported`},
 		{"ruby", "", AppOptions{}, `unknown app "ruby"`},
 	} {
@@ -160,7 +161,10 @@ func TestNewApp(t *testing.T) {
 	if app, _ := NewApp("node", AppOptions{NodePort: 4100}); app.Deployment().Services[0].Port != 4100 {
 		t.Errorf("node port not used: %+v", app.Deployment())
 	}
-	if !slices.Equal(AppNames(), []string{"go", "node"}) {
+	if app, _ := NewApp("node-sessions", AppOptions{}); len(app.Deployment().Services) != 3 || app.Deployment().Services[2].Port != DefaultNodeSessionsPort+2 {
+		t.Errorf("node-sessions: %+v", app.Deployment())
+	}
+	if !slices.Equal(AppNames(), []string{"go", "node", "node-sessions"}) {
 		t.Errorf("AppNames = %v", AppNames())
 	}
 }

@@ -21,7 +21,7 @@ import (
 // addNodeAppFlags adds up's --app, --node-port and --node-cluster-port.
 func addNodeAppFlags(c *cobra.Command) {
 	f := c.Flags()
-	f.String("app", "go", "what to deploy: go (deploylab's servers) or node (the practice's Express app, single and clustered, under PM2)")
+	f.String("app", "go", "what to deploy: go (deploylab's servers), node (the practice's Express app, single and clustered, under PM2) or node-sessions (the stateful cluster's Node model answer: memory, master and stateless on 3110-3112, under PM2)")
 	f.Int("node-port", deploy.DefaultNodePort, "with --app node: port of the single Node app (fork mode)")
 	f.Int("node-cluster-port", deploy.DefaultNodeClusterPort, "with --app node: port of the Node app in PM2's cluster mode")
 }
@@ -29,7 +29,7 @@ func addNodeAppFlags(c *cobra.Command) {
 // upApp is the app up deploys (--app), made with the settings; the Go
 // servers' flags are refused with --app node.
 func upApp(c *cobra.Command, cfg *config.Config) (deploy.App, error) {
-	if cfg.App == "node" {
+	if cfg.App == "node" || cfg.App == "node-sessions" {
 		for _, name := range []string{"supervisor", "port", "cluster-port"} {
 			if fl := c.Flags().Lookup(name); fl != nil && fl.Changed {
 				return nil, fail.Errorf(fail.Usage, "with --app node use --node-port and --node-cluster-port; the Node app always runs under PM2", "--%s is for --app go", name)

@@ -262,7 +262,7 @@ npm, ~/.npm: only what up recorded it installed), then ~/deploylab-node.
 
 // addAppFlag adds --app: which deployment a verb acts on.
 func addAppFlag(c *cobra.Command) {
-	c.Flags().String("app", "go", "which deployment: go (deploylab's servers) or node (the practice's Express app under PM2: up --app node)")
+	c.Flags().String("app", "go", "which deployment: go (deploylab's servers), node (the practice's Express app under PM2: up --app node) or node-sessions (up --app node-sessions)")
 }
 
 // newVerbCmds are ls, logs, reload, restart, stop, start, down and monit.

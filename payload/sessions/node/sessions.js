@@ -161,7 +161,16 @@ if (cluster.isPrimary) {
     }
     res.json({ pid: process.pid, mode: MODE, tokens: store.size });
   });
+  // The practice's routes beside the session ones (as Go's sumcluster
+  // --sessions serves them): deploylab up --app node-sessions verifies them.
   app.get('/', (req, res) => res.send('Hello World!'));
+  app.get('/api/:n', (req, res) => {
+    let n = parseInt(req.params.n);
+    let count = 0;
+    if (n > 5000000000) n = 5000000000;
+    for (let i = 0; i <= n; i++) { count += i; }
+    res.send(`Final count is ${count}`);
+  });
   // A body express.json refuses (not JSON, too large): 400, as Go answers.
   app.use((err, req, res, next) => res.status(400).json({ error: 'bad request' }));
 
