@@ -148,6 +148,23 @@ var (
 	sectionsRe = regexp.MustCompile(`^@@(\S+)(?: (.*))?$`)
 )
 
+// runSections runs a sectioned script (runScript, blockingScript,
+// sessionsScript) on the host: its sections, and the measuring command's
+// exit status from the "exit" section. A script that did not reach its
+// "end" section is an error naming the run.
+func (h *hostRun) runSections(ctx context.Context, name, script string) (secs map[string][]byte, code int, stderr []byte, err error) {
+	res, err := h.exec.Run(ctx, script)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	secs = sections(res.Stdout)
+	if _, ok := secs["end"]; !ok {
+		return nil, 0, nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", name, res.ExitCode, firstLine(res.Stderr))
+	}
+	code, _ = strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
+	return secs, code, res.Stderr, nil
+}
+
 // sections splits a script's output into its "@@name [arg]" sections,
 // keyed "name" or "name arg".
 func sections(out []byte) map[string][]byte {

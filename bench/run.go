@@ -557,20 +557,15 @@ func (h *hostRun) load(ctx context.Context, s Scenario, p *serverProbe) (*Record
 		roots = p.rootPIDs()
 		spec.Stats = p.StatsCmd
 	}
-	res, err := h.exec.Run(ctx, runScript(spec))
+	secs, code, stderr, err := h.runSections(ctx, s.Name, runScript(spec))
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", s.Name, err)
+		return nil, err
 	}
-	secs := sections(res.Stdout)
-	if _, ok := secs["end"]; !ok {
-		return nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", s.Name, res.ExitCode, firstLine(res.Stderr))
-	}
-	code, _ := strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
 	var r *loadgen.Result
 	if h.opts.Tool == ToolLoadtest {
 		r, err = loadtestfmt.Parse(secs["run"], h.loadtestVersion)
 		if err != nil {
-			return nil, fmt.Errorf("loadtest (exit status %d): %w: %s", code, err, firstLine(res.Stderr))
+			return nil, fmt.Errorf("loadtest (exit status %d): %w: %s", code, err, firstLine(stderr))
 		}
 		rec.Tool = ToolInfo{Name: ToolLoadtest, Version: h.loadtestVersion, Cores: r.Cores, Path: h.loadtestPath}
 		if r.Cores == 0 && majorVersion(h.loadtestVersion) >= 7 {
@@ -579,7 +574,7 @@ func (h *hostRun) load(ctx context.Context, s Scenario, p *serverProbe) (*Record
 			rec.Notes = append(rec.Notes, fmt.Sprintf("loadtest did not print its cores; %d assumed (its default: half the CPUs)", rec.Tool.Cores))
 		}
 	} else {
-		r, err = decodeLoadgen(secs["run"], res.Stderr, code)
+		r, err = decodeLoadgen(secs["run"], stderr, code)
 		if err != nil {
 			return nil, err
 		}
@@ -620,16 +615,11 @@ func (h *hostRun) load(ctx context.Context, s Scenario, p *serverProbe) (*Record
 func (h *hostRun) blocking(ctx context.Context, s Scenario, p *serverProbe) (*Record, error) {
 	heavyURL, probeURL := serverURL(s.Route, p), serverURL(s.Probe, p)
 	rec := h.newRecord(s, p, heavyURL)
-	res, err := h.exec.Run(ctx, blockingScript(h.loadgen, heavyURL, probeURL, s.Probes, time.Duration(s.Delay)))
+	secs, code, stderr, err := h.runSections(ctx, s.Name, blockingScript(h.loadgen, heavyURL, probeURL, s.Probes, time.Duration(s.Delay)))
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", s.Name, err)
+		return nil, err
 	}
-	secs := sections(res.Stdout)
-	if _, ok := secs["end"]; !ok {
-		return nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", s.Name, res.ExitCode, firstLine(res.Stderr))
-	}
-	code, _ := strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
-	probes, err := decodeLoadgen(secs["run"], res.Stderr, code)
+	probes, err := decodeLoadgen(secs["run"], stderr, code)
 	if err != nil {
 		return nil, fmt.Errorf("blocking probes: %w", err)
 	}

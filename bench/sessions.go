@@ -156,18 +156,13 @@ func (h *hostRun) sessions(ctx context.Context, s Scenario, mode string) (*Recor
 	one.Modes = []string{mode}
 	rec := h.newRecord(one, nil, u)
 	rec.Server = ServerInfo{Mode: ModeCluster, Port: s.Port, URL: u, Stack: LangGo, Workers: s.Workers}
-	res, err := h.exec.Run(ctx, sessionsScript(h.loadgen, h.sumcluster, s, mode))
+	secs, code, stderr, err := h.runSections(ctx, one.Name, sessionsScript(h.loadgen, h.sumcluster, s, mode))
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", one.Name, err)
+		return nil, err
 	}
-	secs := sections(res.Stdout)
-	if _, ok := secs["end"]; !ok {
-		return nil, fmt.Errorf("run %s: the script stopped early (exit status %d): %s", one.Name, res.ExitCode, firstLine(res.Stderr))
-	}
-	code, _ := strconv.Atoi(strings.TrimSpace(string(secs["exit"])))
 	var sr loadgen.SessionsResult
 	if err := json.Unmarshal(secs["run"], &sr); err != nil || sr.Schema != loadgen.SessionsSchema {
-		msg := firstLine(res.Stderr)
+		msg := firstLine(stderr)
 		if l := strings.TrimSpace(string(secs["log"])); l != "" {
 			msg += " (sumcluster: " + firstLine([]byte(l)) + ")"
 		}
@@ -189,7 +184,7 @@ func (h *hostRun) sessions(ctx context.Context, s Scenario, mode string) (*Recor
 	r.DurationS = sr.DurationS
 	rec.Result = r
 	if code != 0 {
-		rec.Notes = append(rec.Notes, fmt.Sprintf("loadgen sessions exited with status %d: %s", code, firstLine(res.Stderr)))
+		rec.Notes = append(rec.Notes, fmt.Sprintf("loadgen sessions exited with status %d: %s", code, firstLine(stderr)))
 	}
 	for _, d := range sr.Disruptions {
 		if strings.Contains(d, ": ") {

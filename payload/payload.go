@@ -147,6 +147,20 @@ func Binaries(ctx context.Context, goarch string) (map[string][]byte, error) {
 	return m, nil
 }
 
+// Program returns one of the payload's programs (Loadgen, Sumcluster, ...)
+// for goarch, from Binaries.
+func Program(ctx context.Context, goarch, name string) ([]byte, error) {
+	bins, err := Binaries(ctx, goarch)
+	if err != nil {
+		return nil, err
+	}
+	b, ok := bins[name]
+	if !ok {
+		return nil, fmt.Errorf("the payload for %s has no %s", goarch, name)
+	}
+	return b, nil
+}
+
 // Build returns the payload for o.GOARCH; see the package comment for where
 // it comes from.
 func Build(ctx context.Context, o Options) (*Set, error) {

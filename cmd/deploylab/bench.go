@@ -333,26 +333,10 @@ func (r *rootCmd) benchOptions(cfg *config.Config, plan *bench.Plan, tool string
 			return r.dial(ctx, t.Remote)
 		},
 		Loadgen: func(ctx context.Context, goarch string) ([]byte, error) {
-			bins, err := payload.Binaries(ctx, goarch)
-			if err != nil {
-				return nil, err
-			}
-			b, ok := bins[payload.Loadgen]
-			if !ok {
-				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Loadgen)
-			}
-			return b, nil
+			return payload.Program(ctx, goarch, payload.Loadgen)
 		},
 		Sumcluster: func(ctx context.Context, goarch string) ([]byte, error) {
-			bins, err := payload.Binaries(ctx, goarch)
-			if err != nil {
-				return nil, err
-			}
-			b, ok := bins[payload.Sumcluster]
-			if !ok {
-				return nil, fmt.Errorf("the payload for %s has no %s", goarch, payload.Sumcluster)
-			}
-			return b, nil
+			return payload.Program(ctx, goarch, payload.Sumcluster)
 		},
 		Progress: bench.NewProgress(r.stderr, writerIsTerminal(r.stderr)),
 	}
