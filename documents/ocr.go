@@ -190,13 +190,17 @@ func (o *OCR) ReadAll(ctx context.Context, paths []string) []string {
 			for _, i := range idx {
 				ps = append(ps, paths[i])
 			}
-			texts := o.batch(ctx, ps)
+			texts, read := o.batch(ctx, ps)
 			for k, i := range idx {
 				out[i] = texts[k]
 				c := owned[sums[i]]
 				c.text = texts[k]
-				o.remember(sums[i], c.text)
-				o.store(sums[i], c.text)
+				// A picture tesseract did not read (timeout, Ctrl-C) is
+				// not remembered: the next run reads it again.
+				if read[k] {
+					o.remember(sums[i], c.text)
+					o.store(sums[i], c.text)
+				}
 				o.mu.Lock()
 				delete(o.inflight, sums[i])
 				o.mu.Unlock()
@@ -255,21 +259,23 @@ func (o *OCR) store(sum, t string) {
 }
 
 // batch runs one tesseract over paths (a list file when more than one) and
-// splits its output at the page separators. When the run fails or its pages
-// do not add up (a picture tesseract cannot open stops the list), each
-// picture is read on its own.
-func (o *OCR) batch(ctx context.Context, paths []string) []string {
-	texts := make([]string, len(paths))
+// splits its output at the page separators; read says which pictures
+// tesseract really read. When the run fails or its pages do not add up (a
+// picture tesseract cannot open stops the list), each picture is read on
+// its own.
+func (o *OCR) batch(ctx context.Context, paths []string) (texts []string, read []bool) {
+	texts = make([]string, len(paths))
+	read = make([]bool, len(paths))
 	one := func(i int) {
 		if out, ok := o.tesseract(ctx, paths[i], 1); ok {
-			texts[i] = sanitize(out)
+			texts[i], read[i] = sanitize(out), true
 		}
 	}
 	if len(paths) == 1 || !listable(paths) {
 		for i := range paths {
 			one(i)
 		}
-		return texts
+		return texts, read
 	}
 	list, err := os.CreateTemp(filepath.Dir(paths[0]), "deploylab-ocr-*.txt")
 	if err == nil {
@@ -285,16 +291,16 @@ func (o *OCR) batch(ctx context.Context, paths []string) []string {
 			}
 			if len(pages) == len(paths) {
 				for i, p := range pages {
-					texts[i] = sanitize(p)
+					texts[i], read[i] = sanitize(p), true
 				}
-				return texts
+				return texts, read
 			}
 		}
 	}
 	for i := range paths {
 		one(i)
 	}
-	return texts
+	return texts, read
 }
 
 // listable: tesseract's list file has one path per line.

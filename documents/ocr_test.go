@@ -82,4 +82,20 @@ func TestOCRReadAll(t *testing.T) {
 	if !strings.Contains(got[0], "5000") || got[1] != "" || !strings.Contains(got[2], "5001") {
 		t.Errorf("with a broken picture: %q", got)
 	}
+	// A read cut short (Ctrl-C) is not remembered, in memory or on disk:
+	// the next read, by the same OCR or by a later run, reads the picture.
+	cutDir := filepath.Join(dir, "cut")
+	o4 := NewOCR(cutDir)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := o4.ReadAll(cancelled, paths[6:8]); got[0] != "" || got[1] != "" {
+		t.Errorf("cancelled read gave %q", got)
+	}
+	if got := o4.ReadAll(context.Background(), paths[6:8]); !strings.Contains(got[0], "5006") || !strings.Contains(got[1], "5007") {
+		t.Errorf("after a cancelled read, the same OCR read %q", got)
+	}
+	o5 := NewOCR(cutDir)
+	if got := o5.Read(context.Background(), paths[6]); !strings.Contains(got, "5006") {
+		t.Errorf("after a cancelled read, the disk cache gave %q", got)
+	}
 }
